@@ -1,0 +1,124 @@
+"""Routes and event handlers only: each is a few lines that call ``chalicelib``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Chalice, Response
+from chalice.app import Request, SQSEvent
+
+from chalicelib.auth import authenticate
+from chalicelib.errors import AppError
+from chalicelib.service import QueueMessage
+from chalicelib.settings import JOBS_QUEUE_NAME
+from chalicelib.wiring import get_service
+
+app = Chalice(app_name="imgcls")
+app.log.setLevel(logging.INFO)
+# API Gateway must pass image and multipart bodies through as binary.
+app.api.binary_types.extend(["image/*", "multipart/form-data"])
+
+log = logging.getLogger("imgcls")
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=body, status_code=status, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+
+
+def route(path: str, **options: Any) -> Callable[[Callable[..., Response]], Any]:
+    """``app.route`` plus the one place where domain errors become JSON HTTP errors.
+
+    (Chalice turns view exceptions into its own 500 before HTTP middleware sees them, so the
+    translation wraps each view instead.)
+    """
+
+    def register(view: Callable[..., Response]) -> Any:
+        @functools.wraps(view)
+        def wrapped(**kwargs: Any) -> Response:
+            try:
+                return view(**kwargs)
+            except AppError as exc:
+                return _json(exc.to_dict(), exc.status)
+            except Exception:
+                log.exception("unhandled error")
+                return _json({"error": {"code": "internal_error", "message": "internal error"}}, 500)
+
+        return app.route(path, **options)(wrapped)
+
+    return register
+
+
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None
+    return request
+
+
+def _tenant() -> str:
+    return authenticate(_request().headers, get_service().settings.api_keys)
+
+
+def _base_path() -> str:
+    """``/<stage>`` behind API Gateway's default endpoint, empty locally or on a custom domain."""
+    context = _request().context
+    stage, path = context.get("stage", ""), context.get("path", "")
+    return f"/{stage}" if stage and path.startswith(f"/{stage}/") else ""
+
+
+@route("/health", methods=["GET"])
+def health() -> Response:
+    """Liveness, no key needed."""
+    return _json({"status": "ok", "model": get_service().model_info.to_dict()})
+
+
+@route("/jobs", methods=["POST"], content_types=["*/*"])
+def submit_job() -> Response:
+    """Accept one image; 202 with the job id and where to poll."""
+    owner = _tenant()
+    request = _request()
+    job = get_service().submit(
+        owner=owner,
+        content_type=request.headers.get("content-type", ""),
+        body=request.raw_body or b"",
+        query=request.query_params or {},
+    )
+    status_url = f"{_base_path()}/jobs/{job.job_id}"
+    return _json(
+        {"job_id": job.job_id, "status": job.status.value, "status_url": status_url},
+        202,
+        {"Location": status_url},
+    )
+
+
+@route("/jobs/{job_id}", methods=["GET"])
+def get_job(job_id: str) -> Response:
+    """One of the caller's jobs, with a short-lived image URL."""
+    service = get_service()
+    job = service.get(owner=_tenant(), job_id=job_id)
+    return _json({**job.to_api(), "image_url": service.image_url(job)})
+
+
+@route("/jobs", methods=["GET"])
+def list_jobs() -> Response:
+    """The caller's jobs, newest first, paginated."""
+    params = _request().query_params or {}
+    page = get_service().list(
+        owner=_tenant(),
+        status=params.get("status"),
+        limit=params.get("limit"),
+        next_token=params.get("next_token"),
+    )
+    return _json({"jobs": [j.to_api() for j in page.jobs], "next_token": page.next_token})
+
+
+@app.on_sqs_message(queue=JOBS_QUEUE_NAME, batch_size=10, maximum_batching_window_in_seconds=1)
+def classify(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
+    """Classify a batch; report only the failed messages (ReportBatchItemFailures)."""
+    messages = [QueueMessage.from_record(record.to_dict()) for record in event]
+    failed = get_service().process_batch(messages)
+    return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failed]}

@@ -1,0 +1,1 @@
+"""The image classifier's domain: everything the Chalice handlers call."""

@@ -1,0 +1,68 @@
+"""One factory for boto3 clients: region and endpoint come from settings, clients are lazy."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+
+
+_BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "adaptive"}, connect_timeout=5)
+
+
+class AwsClients:
+    """Creates each client on first use, never at import time (so moto can be active first).
+
+    ``AWS_ENDPOINT_URL`` (moto's server, LocalStack, or unset for AWS) applies to every client;
+    with ``LOCALSTACK_HOST`` and no endpoint, ``localstack-client`` builds them instead.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._build(service)
+            return self._clients[service]
+
+    def _build(self, service: str) -> Any:
+        s = self._settings
+        if s.localstack_host and not s.endpoint_url:
+            import localstack_client.session
+
+            return localstack_client.session.Session(region_name=s.region).client(service)
+        session = boto3.session.Session(region_name=s.region)
+        return session.client(service, endpoint_url=s.endpoint_url, config=_BOTO_CONFIG)
+
+    @property
+    def s3(self) -> S3Client:
+        """S3 client."""
+        return self._client("s3")  # type: ignore[no-any-return]
+
+    @property
+    def sqs(self) -> SQSClient:
+        """SQS client."""
+        return self._client("sqs")  # type: ignore[no-any-return]
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        """DynamoDB client."""
+        return self._client("dynamodb")  # type: ignore[no-any-return]
+
+    @property
+    def sns(self) -> SNSClient:
+        """SNS client."""
+        return self._client("sns")  # type: ignore[no-any-return]

@@ -1,0 +1,81 @@
+"""The ONNX Runtime session for EfficientNet-Lite0: loaded once per container, run per batch."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Name and version reported with every result."""
+
+    name: str
+    version: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON form."""
+        return {"name": self.name, "version": self.version}
+
+
+def read_model_info(model_dir: Path) -> ModelInfo:
+    """The model's name and version from its manifest, without loading the network."""
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    return ModelInfo(name=manifest["name"], version=manifest["version"])
+
+
+class Classifier:
+    """Top-5 ImageNet predictions for batches of preprocessed images."""
+
+    def __init__(self, model_dir: Path, *, threads: int = 0) -> None:
+        manifest = json.loads((model_dir / "manifest.json").read_text())
+        self.info = ModelInfo(name=manifest["name"], version=manifest["version"])
+        labels = json.loads((model_dir / manifest["labels"]).read_text())
+        self._labels: list[str] = [entry["label"] for entry in labels]
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(
+            str(model_dir / manifest["file"]), options, providers=["CPUExecutionProvider"]
+        )
+        self._input = manifest["input"]["name"]
+
+    def predict(self, batch: np.ndarray) -> list[list[dict[str, Any]]]:
+        """For an (N, 3, 224, 224) float32 batch, N lists of the top 5, most probable first."""
+        probs = self._session.run(None, {self._input: batch})[0]
+        results = []
+        for row in probs:
+            top = np.argsort(row)[::-1][:TOP_K]
+            results.append(
+                [
+                    {
+                        "class_id": int(i),
+                        "label": self._labels[int(i)],
+                        "probability": round(float(row[i]), 6),
+                    }
+                    for i in top
+                ]
+            )
+        return results
+
+
+_cache: dict[tuple[Path, int], Classifier] = {}
+_cache_lock = threading.Lock()
+
+
+def get_classifier(model_dir: Path, *, threads: int = 0) -> Classifier:
+    """The container's one classifier (the session is built on first use, then reused)."""
+    key = (model_dir, threads)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = Classifier(model_dir, threads=threads)
+        return _cache[key]

@@ -1,0 +1,172 @@
+"""Image checks at the door, and decoding into the model's input tensor.
+
+The door (``inspect``) decides from the bytes alone, never from a file name or a header:
+empty, too large, not an image, a format we do not decode, too many pixels. What passes the door
+and still fails to decode (a truncated file, say) fails later, in ``to_model_input``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from chalicelib.errors import BadRequest, PayloadTooLarge, PermanentJobError, UnsupportedMediaType
+
+INPUT_SIZE = 224
+CROP_FRACTION = 224 / 256  # EfficientNet's evaluation centre crop
+
+# Formats Pillow decodes for us, by magic bytes, with the MIME type we store.
+_SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
+    (b"\xff\xd8\xff", 0, "JPEG", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "PNG", "image/png"),
+    (b"GIF87a", 0, "GIF", "image/gif"),
+    (b"GIF89a", 0, "GIF", "image/gif"),
+    (b"BM", 0, "BMP", "image/bmp"),
+    (b"II*\x00", 0, "TIFF", "image/tiff"),
+    (b"MM\x00*", 0, "TIFF", "image/tiff"),
+)
+
+# Formats people send that we recognise but do not decode: named in the 415 message.
+_KNOWN_UNSUPPORTED: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF", "PDF"),
+    (b"<svg", "SVG"),
+    (b"<?xml", "SVG/XML"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"8BPS", "PSD"),
+)
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the door learnt about an accepted image."""
+
+    format: str
+    content_type: str
+    width: int
+    height: int
+
+
+def sniff(data: bytes) -> tuple[str, str] | None:
+    """(format, MIME type) from the magic bytes, or None when we do not decode it."""
+    for magic, offset, fmt, mime in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return fmt, mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP", "image/webp"
+    return None
+
+
+def _unsupported_name(data: bytes) -> str | None:
+    head = data[:256].lstrip()
+    for magic, name in _KNOWN_UNSUPPORTED:
+        if head.startswith(magic):
+            return name
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return "HEIC/HEIF/AVIF"
+    return None
+
+
+def inspect(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
+    """Accept or refuse an upload at the door; raises a 4xx ``AppError`` when refused."""
+    if not data:
+        raise BadRequest("the image is empty", code="empty_image")
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            f"the image is {len(data)} bytes; the limit is {max_bytes} bytes",
+            code="image_too_large",
+        )
+    sniffed = sniff(data)
+    if sniffed is None:
+        name = _unsupported_name(data)
+        what = f"{name} is not supported" if name else "the data is not an image we recognise"
+        raise UnsupportedMediaType(
+            f"{what}; send JPEG, PNG, GIF, WebP, BMP or TIFF", code="unsupported_image"
+        )
+    fmt, mime = sniffed
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLarge(str(exc), code="too_many_pixels") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UnsupportedMediaType(
+            f"the {fmt} header cannot be read: {exc}", code="undecodable_image"
+        ) from exc
+    _check_pixels(width, height, max_pixels)
+    return ImageInfo(format=fmt, content_type=mime, width=width, height=height)
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise UnsupportedMediaType("the image has no pixels", code="undecodable_image")
+    if width * height > max_pixels:
+        raise PayloadTooLarge(
+            f"the image is {width}x{height} = {width * height} pixels; "
+            f"the limit is {max_pixels} pixels",
+            code="too_many_pixels",
+        )
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode → 8-bit RGB: alpha composited on white, 16-bit and float scaled, CMYK converted."""
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if img.mode == "F" and arr.max() <= 1.0:
+            top = 1.0
+        arr = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def to_model_input(data: bytes, *, max_pixels: int) -> np.ndarray:
+    """Decode, orient (EXIF), centre-crop and resize to a (3, 224, 224) float32 array in [-1, 1].
+
+    Raises ``PermanentJobError`` when the bytes cannot become an image.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            _check_pixels(img.width, img.height, max_pixels)
+            if img.format == "JPEG":
+                # Decode at the smallest DCT scale that still covers the crop: far cheaper.
+                short = INPUT_SIZE / CROP_FRACTION
+                scale = min(img.width, img.height) / short
+                img.draft("RGB", (int(img.width / scale), int(img.height / scale)))
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            img = _to_rgb(img)
+    except PermanentJobError:
+        raise
+    except (PayloadTooLarge, UnsupportedMediaType) as exc:
+        raise PermanentJobError(exc.code, exc.message) from exc
+    except Image.DecompressionBombError as exc:
+        raise PermanentJobError("too_many_pixels", str(exc)) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise PermanentJobError("undecodable_image", f"the image cannot be decoded: {exc}") from exc
+    width, height = img.size
+    side = min(width, height) * CROP_FRACTION
+    left, top = (width - side) / 2, (height - side) / 2
+    img = img.resize(
+        (INPUT_SIZE, INPUT_SIZE),
+        Image.Resampling.BICUBIC,
+        box=(left, top, left + side, top + side),
+        reducing_gap=3.0,
+    )
+    arr = np.asarray(img, dtype=np.float32)
+    arr = (arr - 127.0) / 128.0
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))

@@ -1,0 +1,352 @@
+"""Jobs: the record, its states, and the DynamoDB repository that guards every transition."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import BadRequest, TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+OWNER_INDEX = "owner-created-index"
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+class JobStatus(StrEnum):
+    """PENDING → PROCESSING → SUCCEEDED | FAILED."""
+
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @property
+    def terminal(self) -> bool:
+        """True for SUCCEEDED and FAILED."""
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp with milliseconds, sortable as a string."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_job_id() -> str:
+    """A random 32-hex-digit id."""
+    return uuid.uuid4().hex
+
+
+def is_job_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a job id (anything else cannot exist)."""
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+@dataclass
+class Job:
+    """One image to classify and everything known about it."""
+
+    job_id: str
+    owner: str
+    status: JobStatus
+    created_at: str
+    updated_at: str
+    s3_key: str
+    content_type: str
+    size_bytes: int
+    attempts: int = 0
+    batch_id: str | None = None
+    webhook_url: str | None = None
+    predictions: list[dict[str, Any]] | None = None
+    model: dict[str, str] | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    error: dict[str, str] | None = None
+    notified: bool = False
+
+    def to_item(self) -> dict[str, Any]:
+        """The DynamoDB item (low-level attribute values); absent fields are left out."""
+        plain = {k: v for k, v in self.__dict__.items() if v is not None and v != {}}
+        plain["status"] = self.status.value
+        return {k: _SERIALIZER.serialize(_to_dynamo(v)) for k, v in plain.items()}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Job:
+        """Rebuild a job from a DynamoDB item."""
+        plain = {k: _from_dynamo(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+        known = {k: v for k, v in plain.items() if k in cls.__dataclass_fields__}
+        known["status"] = JobStatus(known["status"])
+        return cls(**known)
+
+    def to_api(self) -> dict[str, Any]:
+        """The public view (no storage details, no owner)."""
+        return {
+            "job_id": self.job_id,
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "content_type": self.content_type,
+            "size_bytes": self.size_bytes,
+            "batch_id": self.batch_id,
+            "webhook_url": self.webhook_url,
+            "predictions": self.predictions,
+            "model": self.model,
+            "timings_ms": self.timings_ms,
+            "error": self.error,
+        }
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(round(value, 6)))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+_TRANSIENT_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+
+
+def _translate(exc: ClientError) -> Exception:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in _TRANSIENT_CODES:
+        return TransientError(f"DynamoDB {code}")
+    return exc
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a tenant's jobs and the token for the next one (None at the end)."""
+
+    jobs: list[Job]
+    next_token: str | None
+
+
+class JobRepository:
+    """Job records in DynamoDB; every state change is a conditional write."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._db = client
+        self._table = table
+
+    def create(self, job: Job) -> None:
+        """Insert a new job; an existing id is never overwritten."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=job.to_item(),
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except ClientError as exc:
+            raise _translate(exc) from exc
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, or None."""
+        try:
+            resp = self._db.get_item(
+                TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise _translate(exc) from exc
+        item = resp.get("Item")
+        return Job.from_item(item) if item else None
+
+    def _update(
+        self,
+        job_id: str,
+        *,
+        allowed_from: tuple[JobStatus, ...],
+        set_values: dict[str, Any],
+        increment_attempts: bool = False,
+        remove: tuple[str, ...] = (),
+    ) -> Job | None:
+        """Apply a transition if the job is in one of ``allowed_from``; None when it is not."""
+        names = {"#status": "status"}
+        values: dict[str, Any] = {}
+        sets = []
+        for i, (attr, value) in enumerate(set_values.items()):
+            names[f"#a{i}"] = attr
+            values[f":v{i}"] = _SERIALIZER.serialize(_to_dynamo(value))
+            sets.append(f"#a{i} = :v{i}")
+        if increment_attempts:
+            sets.append("attempts = if_not_exists(attempts, :zero) + :one")
+            values[":zero"] = {"N": "0"}
+            values[":one"] = {"N": "1"}
+        allowed = []
+        for i, status in enumerate(allowed_from):
+            values[f":from{i}"] = {"S": status.value}
+            allowed.append(f":from{i}")
+        expression = "SET " + ", ".join(sets)
+        if remove:
+            for i, attr in enumerate(remove):
+                names[f"#r{i}"] = attr
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        try:
+            resp = self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression=expression,
+                ConditionExpression=f"attribute_exists(job_id) AND #status IN ({', '.join(allowed)})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise _translate(exc) from exc
+        return Job.from_item(resp["Attributes"])
+
+    def start(self, job_id: str) -> Job | None:
+        """PENDING/PROCESSING → PROCESSING, counting the attempt; None if already terminal.
+
+        PROCESSING is allowed as a source because an attempt that died mid-way leaves the job
+        PROCESSING and SQS hands the same message over again.
+        """
+        return self._update(
+            job_id,
+            allowed_from=(JobStatus.PENDING, JobStatus.PROCESSING),
+            set_values={"status": JobStatus.PROCESSING.value, "updated_at": utc_now()},
+            increment_attempts=True,
+        )
+
+    def succeed(
+        self,
+        job_id: str,
+        *,
+        predictions: list[dict[str, Any]],
+        model: dict[str, str],
+        timings_ms: dict[str, float],
+    ) -> Job | None:
+        """PROCESSING → SUCCEEDED with the result; None if the job was not PROCESSING."""
+        return self._update(
+            job_id,
+            allowed_from=(JobStatus.PROCESSING,),
+            set_values={
+                "status": JobStatus.SUCCEEDED.value,
+                "updated_at": utc_now(),
+                "predictions": predictions,
+                "model": model,
+                "timings_ms": timings_ms,
+            },
+            remove=("error",),
+        )
+
+    def fail(self, job_id: str, *, code: str, message: str) -> Job | None:
+        """PENDING/PROCESSING → FAILED with a reason; None if the job was already terminal."""
+        return self._update(
+            job_id,
+            allowed_from=(JobStatus.PENDING, JobStatus.PROCESSING),
+            set_values={
+                "status": JobStatus.FAILED.value,
+                "updated_at": utc_now(),
+                "error": {"code": code, "message": message},
+            },
+        )
+
+    def mark_notified(self, job_id: str) -> None:
+        """Remember that the terminal event went out, so a redelivery does not resend it."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET notified = :true",
+                ConditionExpression="attribute_exists(job_id)",
+                ExpressionAttributeValues={":true": {"BOOL": True}},
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise _translate(exc) from exc
+
+    def list_for_owner(
+        self,
+        owner: str,
+        *,
+        status: JobStatus | None = None,
+        limit: int = 20,
+        next_token: str | None = None,
+    ) -> JobPage:
+        """The owner's jobs, newest first, optionally of one status, ``limit`` at a time."""
+        start_key = _decode_token(next_token, owner) if next_token else None
+        jobs: list[Job] = []
+        while len(jobs) < limit:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": OWNER_INDEX,
+                "KeyConditionExpression": "#owner = :owner",
+                "ExpressionAttributeNames": {"#owner": "owner"},
+                "ExpressionAttributeValues": {":owner": {"S": owner}},
+                "ScanIndexForward": False,
+                "Limit": limit - len(jobs),
+            }
+            if status is not None:
+                kwargs["FilterExpression"] = "#status = :status"
+                kwargs["ExpressionAttributeNames"]["#status"] = "status"
+                kwargs["ExpressionAttributeValues"][":status"] = {"S": status.value}
+            if start_key:
+                kwargs["ExclusiveStartKey"] = start_key
+            try:
+                resp = self._db.query(**kwargs)
+            except ClientError as exc:
+                raise _translate(exc) from exc
+            jobs.extend(Job.from_item(item) for item in resp.get("Items", []))
+            start_key = resp.get("LastEvaluatedKey")
+            if not start_key:
+                break
+        return JobPage(jobs=jobs, next_token=_encode_token(start_key) if start_key else None)
+
+
+def _encode_token(key: dict[str, Any]) -> str:
+    plain = {k: _DESERIALIZER.deserialize(v) for k, v in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode()
+
+
+def _decode_token(token: str, owner: str) -> dict[str, Any]:
+    """Decode a pagination token; refuse garbage and tokens minted for another owner."""
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, binascii.Error) as exc:
+        raise BadRequest("next_token is not valid", code="invalid_next_token") from exc
+    expected = {"job_id", "owner", "created_at"}
+    if (
+        not isinstance(plain, dict)
+        or set(plain) != expected
+        or not all(isinstance(v, str) for v in plain.values())
+        or plain["owner"] != owner
+    ):
+        raise BadRequest("next_token is not valid", code="invalid_next_token")
+    return {k: {"S": v} for k, v in plain.items()}

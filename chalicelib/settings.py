@@ -1,0 +1,92 @@
+"""Typed settings: the only module that reads ``os.environ``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chalicelib.errors import ConfigurationError
+
+# Names the Chalice decorators need at import time; kept here so nothing else reads the env.
+JOBS_QUEUE_NAME = os.environ.get("JOBS_QUEUE", "imgcls-jobs")
+
+_PACKAGED_MODEL_DIR = Path(__file__).resolve().parent / "model"
+_SOURCE_MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
+
+
+def default_model_dir() -> Path:
+    """The model staged inside the Lambda package, else the repository's ``model/``."""
+    if (_PACKAGED_MODEL_DIR / "manifest.json").exists():
+        return _PACKAGED_MODEL_DIR
+    return _SOURCE_MODEL_DIR
+
+
+def parse_api_keys(raw: str) -> dict[str, str]:
+    """Parse ``tenant:key,tenant:key`` into ``{key: tenant}``; refuse malformed or short keys."""
+    keys: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in raw.split(","))):
+        tenant, sep, key = entry.partition(":")
+        if not sep or not tenant.strip() or len(key.strip()) < 16:
+            raise ConfigurationError(
+                "API_KEYS must be 'tenant:key,...' with keys of at least 16 characters"
+            )
+        keys[key.strip()] = tenant.strip()
+    return keys
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with defaults that suit the local runtime."""
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    localstack_host: str | None = None
+    bucket: str = "imgcls-images"
+    table: str = "imgcls-jobs"
+    jobs_queue: str = JOBS_QUEUE_NAME
+    jobs_queue_url: str | None = None
+    topic_arn: str | None = None
+    topic_name: str = "imgcls-job-events"
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+    model_dir: Path = field(default_factory=default_model_dir)
+    max_image_bytes: int = 4 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    image_url_ttl_s: int = 300
+    ort_threads: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment (``os.environ`` unless given)."""
+        env = os.environ if env is None else env
+
+        def integer(name: str, default: int, minimum: int = 0) -> int:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = int(raw)
+            except ValueError as exc:
+                raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc
+            if value < minimum:
+                raise ConfigurationError(f"{name} must be >= {minimum}, got {value}")
+            return value
+
+        return cls(
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            localstack_host=env.get("LOCALSTACK_HOST") or None,
+            bucket=env.get("IMAGES_BUCKET", "imgcls-images"),
+            table=env.get("JOBS_TABLE", "imgcls-jobs"),
+            jobs_queue=env.get("JOBS_QUEUE", JOBS_QUEUE_NAME),
+            jobs_queue_url=env.get("JOBS_QUEUE_URL") or None,
+            topic_arn=env.get("JOB_EVENTS_TOPIC_ARN") or None,
+            topic_name=env.get("JOB_EVENTS_TOPIC", "imgcls-job-events"),
+            api_keys=parse_api_keys(env.get("API_KEYS", "")),
+            model_dir=Path(env["MODEL_DIR"]) if env.get("MODEL_DIR") else default_model_dir(),
+            max_image_bytes=integer("MAX_IMAGE_BYTES", 4 * 1024 * 1024, minimum=1),
+            max_image_pixels=integer("MAX_IMAGE_PIXELS", 50_000_000, minimum=1),
+            image_url_ttl_s=integer("IMAGE_URL_TTL_SECONDS", 300, minimum=1),
+            ort_threads=integer("ORT_THREADS", 0),
+        )

@@ -1,0 +1,55 @@
+"""Images in a private S3 bucket."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import PermanentJobError, TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+class ImageStore:
+    """Put, get and sign image objects; S3 errors become domain errors here."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._s3 = client
+        self._bucket = bucket
+
+    @staticmethod
+    def key_for(owner: str, job_id: str) -> str:
+        """Where a job's image lives."""
+        return f"images/{owner}/{job_id}"
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Store an image (server-side encrypted)."""
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                ServerSideEncryption="AES256",
+            )
+        except ClientError as exc:
+            raise TransientError(f"S3 put failed: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        """The image bytes; a missing object is permanent, anything else transient."""
+        try:
+            return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                raise PermanentJobError("image_missing", "the image is no longer stored") from exc
+            raise TransientError(f"S3 get failed: {exc}") from exc
+
+    def presigned_url(self, key: str, *, expires_in: int) -> str:
+        """A short-lived GET URL for the image."""
+        return self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+        )

@@ -1,0 +1,1 @@
+"""Resource definitions, the emulator bootstrap and the local runtime."""

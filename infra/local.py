@@ -1,0 +1,424 @@
+"""The local runtime: AWS emulated in-process, the Chalice app served, event sources emulated.
+
+``python -m infra.local`` (what ``make run`` runs) starts moto's server on loopback, creates the
+resources, serves the routes on http://127.0.0.1:8000 and polls the queues the app subscribes to,
+handing its handlers the event shapes Lambda would: batch size, batching window, reserved
+concurrency and ``ReportBatchItemFailures`` all honoured. With ``AWS_ENDPOINT_URL`` (or
+``LOCALSTACK_HOST``) set it starts no emulator and uses that endpoint instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.settings import Settings
+from infra.bootstrap import Resources, bootstrap
+
+if TYPE_CHECKING:
+    from chalice import Chalice
+    from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger("imgcls.local")
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_API_KEY = "local-dev-key-change-me"
+LOCAL_TENANT = "local"
+STAGE = "dev"
+
+
+class LambdaContext:
+    """Enough of Lambda's context object for handlers and logging libraries."""
+
+    def __init__(self, function_name: str, *, timeout_s: int, memory_mb: int) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:us-east-1:123456789012:function:imgcls-{STAGE}-{function_name}"
+        )
+        self.log_group_name = f"/aws/lambda/imgcls-{STAGE}-{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the (emulated) timeout."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def sqs_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS poller hands a function, built from ReceiveMessage output."""
+    records = []
+    for m in messages:
+        attributes = {k: str(v) for k, v in m.get("Attributes", {}).items()}
+        message_attributes = {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
+            for name, value in m.get("MessageAttributes", {}).items()
+        }
+        records.append(
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": attributes,
+                "messageAttributes": message_attributes,
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+        )
+    return {"Records": records}
+
+
+@dataclass
+class PollerStats:
+    """Counters a test or benchmark can read."""
+
+    batches: int = 0
+    messages: int = 0
+    reported_failures: int = 0
+    handler_errors: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class SqsPoller(threading.Thread):
+    """One concurrent execution of an SQS-triggered function, as Lambda's poller drives it.
+
+    Gathers up to ``batch_size`` messages, waiting at most ``window_s`` after the first; invokes
+    the handler; deletes the messages it did not report in ``batchItemFailures``. When the handler
+    raises, or reports an id that is not in the batch, nothing is deleted and the whole batch
+    comes back after the visibility timeout, as on Lambda.
+    """
+
+    def __init__(
+        self,
+        *,
+        sqs: SQSClient,
+        queue_url: str,
+        queue_arn: str,
+        region: str,
+        handler: Any,
+        function_name: str,
+        batch_size: int,
+        window_s: float,
+        timeout_s: int,
+        memory_mb: int,
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name=f"sqs-{function_name}", daemon=True)
+        self._sqs = sqs
+        self._url = queue_url
+        self._arn = queue_arn
+        self._region = region
+        self._handler = handler
+        self._function = function_name
+        self._batch_size = batch_size
+        self._window_s = window_s
+        self._timeout_s = timeout_s
+        self._memory_mb = memory_mb
+        self._stop_event = stop
+        self.stats = PollerStats()
+
+    def _receive(self, count: int, wait_s: int) -> list[dict[str, Any]]:
+        resp = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=min(10, count),
+            WaitTimeSeconds=wait_s,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return list(resp.get("Messages", []))  # type: ignore[arg-type]
+
+    def _gather(self) -> list[dict[str, Any]]:
+        batch = self._receive(self._batch_size, wait_s=1)
+        if not batch:
+            return batch
+        deadline = time.monotonic() + self._window_s
+        while len(batch) < self._batch_size and not self._stop_event.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            more = self._receive(self._batch_size - len(batch), wait_s=0)
+            if more:
+                batch.extend(more)
+            else:
+                time.sleep(min(0.05, remaining))
+        return batch
+
+    def _invoke(self, batch: list[dict[str, Any]]) -> None:
+        event = sqs_event(batch, queue_arn=self._arn, region=self._region)
+        context = LambdaContext(self._function, timeout_s=self._timeout_s, memory_mb=self._memory_mb)
+        self.stats.batches += 1
+        self.stats.messages += len(batch)
+        self.stats.batch_sizes.append(len(batch))
+        try:
+            result = self._handler(event, context)
+        except Exception:
+            self.stats.handler_errors += 1
+            log.exception("%s raised; the whole batch will be redelivered", self._function)
+            return
+        failures = _reported_failures(result)
+        ids = {m["MessageId"] for m in batch}
+        if not failures <= ids:
+            log.error("%s reported ids not in the batch; the batch will be redelivered", self._function)
+            return
+        self.stats.reported_failures += len(failures)
+        done = [m for m in batch if m["MessageId"] not in failures]
+        for start in range(0, len(done), 10):
+            chunk = done[start : start + 10]
+            self._sqs.delete_message_batch(
+                QueueUrl=self._url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
+
+    def run(self) -> None:
+        """Poll until stopped; no error ends the loop."""
+        while not self._stop_event.is_set():
+            try:
+                batch = self._gather()
+                if batch:
+                    self._invoke(batch)
+            except Exception:
+                log.exception("poller for %s hit an error; continuing", self._function)
+                self._stop_event.wait(1.0)
+
+
+def _reported_failures(result: Any) -> set[str]:
+    if not isinstance(result, dict):
+        return set()
+    items = result.get("batchItemFailures") or []
+    return {str(item.get("itemIdentifier")) for item in items if isinstance(item, dict)}
+
+
+def chalice_config() -> dict[str, Any]:
+    """``.chalice/config.json``."""
+    return json.loads((ROOT / ".chalice" / "config.json").read_text())  # type: ignore[no-any-return]
+
+
+def function_setting(config: dict[str, Any], function: str, key: str, default: Any) -> Any:
+    """A per-function setting, stage-level values overriding top-level ones, as Chalice does."""
+    value = default
+    for scope in (config, config.get("stages", {}).get(STAGE, {})):
+        value = scope.get(key, value)
+        value = scope.get("lambda_functions", {}).get(function, {}).get(key, value)
+    return value
+
+
+def config_environment(config: dict[str, Any]) -> dict[str, str]:
+    """Environment variables config.json gives the functions (top level, then the stage)."""
+    env = dict(config.get("environment_variables", {}))
+    env.update(config.get("stages", {}).get(STAGE, {}).get("environment_variables", {}))
+    return env
+
+
+class LocalRuntime:
+    """Everything ``make run`` starts, startable and stoppable from tests too."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        emulator_port: int = 4566,
+        visibility_timeout_s: int = 10,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.emulator_port = emulator_port
+        self.visibility_timeout_s = visibility_timeout_s
+        self.stop_event = threading.Event()
+        self.pollers: list[SqsPoller] = []
+        self.resources: Resources | None = None
+        self._emulator: Any = None
+        self._http: Any = None
+        self._http_thread: threading.Thread | None = None
+
+    def _prepare_environment(self, config: dict[str, Any]) -> None:
+        for key, value in config_environment(config).items():
+            os.environ.setdefault(key, str(value))
+        os.environ.setdefault("API_KEYS", f"{LOCAL_TENANT}:{LOCAL_API_KEY}")
+        if not os.environ.get("AWS_ENDPOINT_URL") and not os.environ.get("LOCALSTACK_HOST"):
+            from moto.server import ThreadedMotoServer
+
+            _ensure_free(self.emulator_port, "EMULATOR_PORT")
+
+            self._emulator = ThreadedMotoServer(
+                ip_address="127.0.0.1", port=self.emulator_port, verbose=False
+            )
+            self._emulator.start()
+            self.emulator_port = self._emulator._server.server_port
+            os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{self.emulator_port}"
+            # The emulator accepts any credentials; never let real ones near it.
+            os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+            os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+            os.environ.pop("AWS_SESSION_TOKEN", None)
+            os.environ.pop("AWS_PROFILE", None)
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+    def start(self) -> None:
+        """Emulator, resources, HTTP server, pollers; returns once everything listens."""
+        config = chalice_config()
+        self._prepare_environment(config)
+        settings = Settings.from_env()
+        self.resources = bootstrap(settings, visibility_timeout_s=self.visibility_timeout_s)
+        os.environ.update(self.resources.env())
+
+        from chalicelib.aws import AwsClients
+
+        app = _import_app()
+        self._start_http(app, config)
+        clients = AwsClients(Settings.from_env())
+        for source in app.event_sources:
+            if type(source).__name__ != "SQSEventConfig":
+                continue
+            self._start_sqs_pollers(app, config, source, clients)
+
+    def _start_http(self, app: Chalice, config: dict[str, Any]) -> None:
+        from chalice.config import Config
+        from chalice.local import create_local_server
+
+        _ensure_free(self.port, "PORT")
+        chalice_cfg = Config.create(
+            chalice_stage=STAGE, app_name=config["app_name"], config_from_disk=config,
+            function_name="api_handler",
+        )
+        self._http = create_local_server(app, chalice_cfg, self.host, self.port)
+        self.port = self._http.server.server_address[1]
+        self._http_thread = threading.Thread(
+            target=self._http.server.serve_forever, name="http", daemon=True
+        )
+        self._http_thread.start()
+
+    def _start_sqs_pollers(self, app: Chalice, config: dict[str, Any], source: Any, clients: Any) -> None:
+        name = source.name
+        url = clients.sqs.get_queue_url(QueueName=source.queue)["QueueUrl"]
+        arn = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        concurrency = int(function_setting(config, name, "reserved_concurrency", 2) or 1)
+        for _ in range(max(1, concurrency)):
+            poller = SqsPoller(
+                sqs=clients.sqs,
+                queue_url=url,
+                queue_arn=arn,
+                region=os.environ["AWS_DEFAULT_REGION"],
+                handler=app.handler_map[name],
+                function_name=name,
+                batch_size=source.batch_size,
+                window_s=float(source.maximum_batching_window_in_seconds),
+                timeout_s=int(function_setting(config, name, "lambda_timeout", 60)),
+                memory_mb=int(function_setting(config, name, "lambda_memory_size", 128)),
+                stop=self.stop_event,
+            )
+            poller.start()
+            self.pollers.append(poller)
+        log.info("%s: polling %s, batch %d, window %ss, concurrency %d",
+                 name, source.queue, source.batch_size,
+                 source.maximum_batching_window_in_seconds, concurrency)
+
+    @property
+    def url(self) -> str:
+        """Where the API listens."""
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        """Stop pollers, the HTTP server and the emulator, in that order."""
+        self.stop_event.set()
+        for poller in self.pollers:
+            poller.join(timeout=30)
+        if self._http is not None:
+            self._http.server.shutdown()
+            self._http.server.server_close()
+        if self._emulator is not None:
+            self._emulator.stop()
+
+
+def _ensure_free(port: int, setting: str) -> None:
+    """Fail fast and clearly when a port is taken (moto's server would only log it)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise OSError(f"port {port} is in use; set {setting} to another port") from exc
+
+
+def _import_app() -> Chalice:
+    sys.path.insert(0, str(ROOT))
+    import app as app_module
+
+    return app_module.app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run until Ctrl-C or SIGTERM."""
+    parser = argparse.ArgumentParser(description="Run the image classifier locally.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument(
+        "--emulator-port", type=int, default=int(os.environ.get("EMULATOR_PORT", "4566"))
+    )
+    parser.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=int(os.environ.get("LOCAL_VISIBILITY_TIMEOUT", "10")),
+        help="seconds before a failed message is redelivered (short, so failures end quickly)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("werkzeug", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    runtime = LocalRuntime(
+        host=args.host,
+        port=args.port,
+        emulator_port=args.emulator_port,
+        visibility_timeout_s=args.visibility_timeout,
+    )
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        runtime.start()
+    except OSError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        runtime.stop()
+        return 1
+    keys = os.environ["API_KEYS"]
+    print(f"AWS emulator: {os.environ['AWS_ENDPOINT_URL']}", flush=True)
+    print(f"API and web page: {runtime.url}", flush=True)
+    if keys == f"{LOCAL_TENANT}:{LOCAL_API_KEY}":
+        print(f"API key (tenant '{LOCAL_TENANT}'): {LOCAL_API_KEY}", flush=True)
+    print(f"ready on {runtime.url}", flush=True)
+    stop.wait()
+    print("stopping...", flush=True)
+    runtime.stop()
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
