@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalice import Chalice, Response
-from chalice.app import Request, SQSEvent
+from chalice.app import Chalice, Request, Response, SQSEvent
 
 from chalicelib.auth import authenticate
 from chalicelib.errors import AppError
@@ -26,7 +25,9 @@ log = logging.getLogger("imgcls")
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        body=body, status_code=status, headers={"Content-Type": "application/json", **(headers or {})}
+        body=body,
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
 
 
@@ -46,7 +47,9 @@ def route(path: str, **options: Any) -> Callable[[Callable[..., Response]], Any]
                 return _json(exc.to_dict(), exc.status)
             except Exception:
                 log.exception("unhandled error")
-                return _json({"error": {"code": "internal_error", "message": "internal error"}}, 500)
+                return _json(
+                    {"error": {"code": "internal_error", "message": "internal error"}}, 500
+                )
 
         return app.route(path, **options)(wrapped)
 
@@ -81,10 +84,11 @@ def submit_job() -> Response:
     """Accept one image; 202 with the job id and where to poll."""
     owner = _tenant()
     request = _request()
+    raw = request.raw_body or b""
     job = get_service().submit(
         owner=owner,
         content_type=request.headers.get("content-type", ""),
-        body=request.raw_body or b"",
+        body=raw if isinstance(raw, bytes) else raw.encode(),
         query=request.query_params or {},
     )
     status_url = f"{_base_path()}/jobs/{job.job_id}"
@@ -106,8 +110,8 @@ def get_job(job_id: str) -> Response:
 @route("/jobs", methods=["GET"])
 def list_jobs() -> Response:
     """The caller's jobs, newest first, paginated."""
-    params = _request().query_params or {}
-    page = get_service().list(
+    params: Mapping[str, str] = _request().query_params or {}
+    page = get_service().list_jobs(
         owner=_tenant(),
         status=params.get("status"),
         limit=params.get("limit"),

@@ -14,7 +14,9 @@ def authenticate(headers: Mapping[str, str], keys: Mapping[str, str]) -> str:
     """The tenant owning the request's ``x-api-key``; 401 when absent, 403 when unknown."""
     presented = headers.get(API_KEY_HEADER, "").strip()
     if not presented:
-        raise Unauthorized(f"send your API key in the {API_KEY_HEADER} header", code="missing_api_key")
+        raise Unauthorized(
+            f"send your API key in the {API_KEY_HEADER} header", code="missing_api_key"
+        )
     tenant = None
     # Compare against every key in constant time so timing reveals nothing about near misses.
     for key, owner in keys.items():

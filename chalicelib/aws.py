@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -45,24 +45,25 @@ class AwsClients:
 
             return localstack_client.session.Session(region_name=s.region).client(service)
         session = boto3.session.Session(region_name=s.region)
-        return session.client(service, endpoint_url=s.endpoint_url, config=_BOTO_CONFIG)
+        make: Any = session.client  # typed per service by the properties below
+        return make(service, endpoint_url=s.endpoint_url, config=_BOTO_CONFIG)
 
     @property
     def s3(self) -> S3Client:
         """S3 client."""
-        return self._client("s3")  # type: ignore[no-any-return]
+        return cast("S3Client", self._client("s3"))
 
     @property
     def sqs(self) -> SQSClient:
         """SQS client."""
-        return self._client("sqs")  # type: ignore[no-any-return]
+        return cast("SQSClient", self._client("sqs"))
 
     @property
     def dynamodb(self) -> DynamoDBClient:
         """DynamoDB client."""
-        return self._client("dynamodb")  # type: ignore[no-any-return]
+        return cast("DynamoDBClient", self._client("dynamodb"))
 
     @property
     def sns(self) -> SNSClient:
         """SNS client."""
-        return self._client("sns")  # type: ignore[no-any-return]
+        return cast("SNSClient", self._client("sns"))

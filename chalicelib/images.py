@@ -124,7 +124,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         if img.mode == "F" and arr.max() <= 1.0:
             top = 1.0
         arr = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
-        img = Image.fromarray(arr, mode="L")
+        img = Image.fromarray(arr)  # uint8 → mode L
     if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -140,16 +140,15 @@ def to_model_input(data: bytes, *, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            _check_pixels(img.width, img.height, max_pixels)
-            if img.format == "JPEG":
+            opened = Image.open(io.BytesIO(data))
+            _check_pixels(opened.width, opened.height, max_pixels)
+            if opened.format == "JPEG":
                 # Decode at the smallest DCT scale that still covers the crop: far cheaper.
                 short = INPUT_SIZE / CROP_FRACTION
-                scale = min(img.width, img.height) / short
-                img.draft("RGB", (int(img.width / scale), int(img.height / scale)))
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            img = _to_rgb(img)
+                scale = min(opened.width, opened.height) / short
+                opened.draft("RGB", (int(opened.width / scale), int(opened.height / scale)))
+            opened.load()
+            img = _to_rgb(ImageOps.exif_transpose(opened))
     except PermanentJobError:
         raise
     except (PayloadTooLarge, UnsupportedMediaType) as exc:
@@ -161,12 +160,12 @@ def to_model_input(data: bytes, *, max_pixels: int) -> np.ndarray:
     width, height = img.size
     side = min(width, height) * CROP_FRACTION
     left, top = (width - side) / 2, (height - side) / 2
-    img = img.resize(
+    resized = img.resize(
         (INPUT_SIZE, INPUT_SIZE),
         Image.Resampling.BICUBIC,
         box=(left, top, left + side, top + side),
         reducing_gap=3.0,
     )
-    arr = np.asarray(img, dtype=np.float32)
+    arr = np.asarray(resized, dtype=np.float32)
     arr = (arr - 127.0) / 128.0
     return np.ascontiguousarray(arr.transpose(2, 0, 1))

@@ -211,6 +211,7 @@ class JobRepository:
             values[f":from{i}"] = {"S": status.value}
             allowed.append(f":from{i}")
         expression = "SET " + ", ".join(sets)
+        condition = f"attribute_exists(job_id) AND #status IN ({', '.join(allowed)})"
         if remove:
             for i, attr in enumerate(remove):
                 names[f"#r{i}"] = attr
@@ -220,7 +221,7 @@ class JobRepository:
                 TableName=self._table,
                 Key={"job_id": {"S": job_id}},
                 UpdateExpression=expression,
-                ConditionExpression=f"attribute_exists(job_id) AND #status IN ({', '.join(allowed)})",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",

@@ -122,7 +122,7 @@ class JobService:
         """A short-lived presigned URL for the job's image."""
         return self._store.presigned_url(job.s3_key, expires_in=self.settings.image_url_ttl_s)
 
-    def list(
+    def list_jobs(
         self,
         *,
         owner: str,
@@ -159,8 +159,10 @@ class JobService:
             try:
                 prepared = self._prepare(message)
             except Exception:
-                log.exception("transient failure, message returned to the queue",
-                              extra={"message_id": message.message_id})
+                log.exception(
+                    "transient failure, message returned to the queue",
+                    extra={"message_id": message.message_id},
+                )
                 failed.append(message.message_id)
                 continue
             if prepared is not None:
@@ -192,9 +194,7 @@ class JobService:
         except PermanentJobError as exc:
             self._finish_failed(job_id, exc.code, exc.message)
             return None
-        return _Prepared(
-            message=message, job=job, tensor=tensor, started=started, timings=timings
-        )
+        return _Prepared(message=message, job=job, tensor=tensor, started=started, timings=timings)
 
     def _classify(self, ready: list[_Prepared]) -> list[str]:
         t = time.perf_counter()

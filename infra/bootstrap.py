@@ -106,7 +106,9 @@ def _queue(aws: AwsClients, name: str, attributes: dict[str, str]) -> tuple[str,
     return url, arn
 
 
-def bootstrap(settings: Settings, *, visibility_timeout_s: int, aws: AwsClients | None = None) -> Resources:
+def bootstrap(
+    settings: Settings, *, visibility_timeout_s: int, aws: AwsClients | None = None
+) -> Resources:
     """Create (or update) every resource and return where they are."""
     aws = aws or AwsClients(settings)
     _bucket(aws, settings.bucket, settings.region)

@@ -27,7 +27,7 @@ from chalicelib.settings import Settings
 from infra.bootstrap import Resources, bootstrap
 
 if TYPE_CHECKING:
-    from chalice import Chalice
+    from chalice.app import Chalice
     from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger("imgcls.local")
@@ -166,7 +166,9 @@ class SqsPoller(threading.Thread):
 
     def _invoke(self, batch: list[dict[str, Any]]) -> None:
         event = sqs_event(batch, queue_arn=self._arn, region=self._region)
-        context = LambdaContext(self._function, timeout_s=self._timeout_s, memory_mb=self._memory_mb)
+        context = LambdaContext(
+            self._function, timeout_s=self._timeout_s, memory_mb=self._memory_mb
+        )
         self.stats.batches += 1
         self.stats.messages += len(batch)
         self.stats.batch_sizes.append(len(batch))
@@ -179,7 +181,9 @@ class SqsPoller(threading.Thread):
         failures = _reported_failures(result)
         ids = {m["MessageId"] for m in batch}
         if not failures <= ids:
-            log.error("%s reported ids not in the batch; the batch will be redelivered", self._function)
+            log.error(
+                "%s reported ids not in the batch; the batch will be redelivered", self._function
+            )
             return
         self.stats.reported_failures += len(failures)
         done = [m for m in batch if m["MessageId"] not in failures]
@@ -187,7 +191,9 @@ class SqsPoller(threading.Thread):
             chunk = done[start : start + 10]
             self._sqs.delete_message_batch(
                 QueueUrl=self._url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
+                ],
             )
 
     def run(self) -> None:
@@ -265,7 +271,7 @@ class LocalRuntime:
                 ip_address="127.0.0.1", port=self.emulator_port, verbose=False
             )
             self._emulator.start()
-            self.emulator_port = self._emulator._server.server_port
+            self.emulator_port = self._emulator.get_host_and_port()[1]
             os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{self.emulator_port}"
             # The emulator accepts any credentials; never let real ones near it.
             os.environ["AWS_ACCESS_KEY_ID"] = "testing"
@@ -298,7 +304,9 @@ class LocalRuntime:
 
         _ensure_free(self.port, "PORT")
         chalice_cfg = Config.create(
-            chalice_stage=STAGE, app_name=config["app_name"], config_from_disk=config,
+            chalice_stage=STAGE,
+            app_name=config["app_name"],
+            config_from_disk=config,
             function_name="api_handler",
         )
         self._http = create_local_server(app, chalice_cfg, self.host, self.port)
@@ -308,7 +316,9 @@ class LocalRuntime:
         )
         self._http_thread.start()
 
-    def _start_sqs_pollers(self, app: Chalice, config: dict[str, Any], source: Any, clients: Any) -> None:
+    def _start_sqs_pollers(
+        self, app: Chalice, config: dict[str, Any], source: Any, clients: Any
+    ) -> None:
         name = source.name
         url = clients.sqs.get_queue_url(QueueName=source.queue)["QueueUrl"]
         arn = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
@@ -331,9 +341,14 @@ class LocalRuntime:
             )
             poller.start()
             self.pollers.append(poller)
-        log.info("%s: polling %s, batch %d, window %ss, concurrency %d",
-                 name, source.queue, source.batch_size,
-                 source.maximum_batching_window_in_seconds, concurrency)
+        log.info(
+            "%s: polling %s, batch %d, window %ss, concurrency %d",
+            name,
+            source.queue,
+            source.batch_size,
+            source.maximum_batching_window_in_seconds,
+            concurrency,
+        )
 
     @property
     def url(self) -> str:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import importlib.util
+import json
 from pathlib import Path
 
 import torch

