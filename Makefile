@@ -78,10 +78,11 @@ model-check: install
 	$(PY) model/evaluate.py
 
 # torch is an export-time tool only, kept out of the run-time and test environments.
+# Python 3.11 because that is the interpreter the CPU torch 2.13.0 wheel exists for here.
 export-model:
 	python3.11 -m venv build/export-venv
-	build/export-venv/bin/pip install --quiet -r model/requirements-export.txt --no-deps
-	build/export-venv/bin/pip install --quiet torch==2.13.0 numpy
+	build/export-venv/bin/pip install --quiet -r model/requirements-export.txt
+	build/export-venv/bin/pip install --quiet --no-deps timm==1.0.31
 	build/export-venv/bin/python model/export.py
 
 clean:

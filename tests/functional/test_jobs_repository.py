@@ -1,0 +1,77 @@
+"""Conditional transitions in DynamoDB (moto): late or repeated writes never move a job back."""
+
+from __future__ import annotations
+
+from chalicelib.jobs import Job, JobRepository, JobStatus, new_job_id, utc_now
+from tests.functional.conftest import Stack
+
+PRED = [{"class_id": 1, "label": "goldfish", "probability": 0.9}]
+MODEL = {"name": "m", "version": "1"}
+
+
+def new_job(repo: JobRepository) -> Job:
+    now = utc_now()
+    job = Job(
+        job_id=new_job_id(),
+        owner="a",
+        status=JobStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        s3_key="k",
+        content_type="image/png",
+        size_bytes=1,
+    )
+    repo.create(job)
+    return job
+
+
+def repo_of(stack: Stack) -> JobRepository:
+    return JobRepository(stack.clients.dynamodb, stack.settings.table)
+
+
+def test_start_counts_attempts_and_allows_a_crashed_attempt_to_restart(stack: Stack) -> None:
+    repo = repo_of(stack)
+    job = new_job(repo)
+    first = repo.start(job.job_id)
+    second = repo.start(job.job_id)  # the first attempt died mid-way; SQS redelivered
+    assert first is not None
+    assert second is not None
+    assert (first.attempts, second.attempts) == (1, 2)
+    assert second.status is JobStatus.PROCESSING
+
+
+def test_success_is_never_overwritten(stack: Stack) -> None:
+    repo = repo_of(stack)
+    job = new_job(repo)
+    repo.start(job.job_id)
+    assert repo.succeed(job.job_id, predictions=PRED, model=MODEL, timings_ms={"total": 1.5})
+
+    assert repo.start(job.job_id) is None
+    assert repo.fail(job.job_id, code="late", message="late failure") is None
+    assert repo.succeed(job.job_id, predictions=[], model=MODEL, timings_ms={}) is None
+    stored = repo.get(job.job_id)
+    assert stored is not None
+    assert stored.status is JobStatus.SUCCEEDED
+    assert stored.predictions == PRED
+    assert stored.attempts == 1
+    assert stored.timings_ms == {"total": 1.5}
+    assert stored.error is None
+
+
+def test_succeed_requires_processing_and_unknown_jobs_change_nothing(stack: Stack) -> None:
+    repo = repo_of(stack)
+    job = new_job(repo)
+    assert repo.succeed(job.job_id, predictions=PRED, model=MODEL, timings_ms={}) is None
+    assert repo.start("f" * 32) is None
+    assert repo.get("f" * 32) is None
+
+
+def test_create_never_overwrites_an_existing_id(stack: Stack) -> None:
+    import pytest
+    from botocore.exceptions import ClientError
+
+    repo = repo_of(stack)
+    job = new_job(repo)
+    with pytest.raises(ClientError) as info:
+        repo.create(job)
+    assert info.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
