@@ -10,9 +10,9 @@ from typing import Any
 from chalice.app import Chalice, Request, Response, SQSEvent
 
 from chalicelib.auth import authenticate
-from chalicelib.errors import AppError
+from chalicelib.errors import AppError, ServiceUnavailable, TransientError
 from chalicelib.service import QueueMessage
-from chalicelib.settings import JOBS_QUEUE_NAME
+from chalicelib.settings import DEAD_LETTER_QUEUE_NAME, JOBS_QUEUE_NAME
 from chalicelib.wiring import get_service
 
 app = Chalice(app_name="imgcls")
@@ -44,7 +44,11 @@ def route(path: str, **options: Any) -> Callable[[Callable[..., Response]], Any]
             try:
                 return view(**kwargs)
             except AppError as exc:
-                return _json(exc.to_dict(), exc.status)
+                return _json(exc.to_dict(), exc.status, _retry_after(exc))
+            except TransientError as exc:
+                log.warning("dependency failing: %s", exc)
+                error = ServiceUnavailable("a dependency is unavailable; retry shortly")
+                return _json(error.to_dict(), error.status, _retry_after(error))
             except Exception:
                 log.exception("unhandled error")
                 return _json(
@@ -54,6 +58,10 @@ def route(path: str, **options: Any) -> Callable[[Callable[..., Response]], Any]
         return app.route(path, **options)(wrapped)
 
     return register
+
+
+def _retry_after(error: AppError) -> dict[str, str]:
+    return {"Retry-After": "1"} if error.status == 503 else {}
 
 
 def _request() -> Request:
@@ -90,6 +98,7 @@ def submit_job() -> Response:
         content_type=request.headers.get("content-type", ""),
         body=raw if isinstance(raw, bytes) else raw.encode(),
         query=request.query_params or {},
+        idempotency_key=request.headers.get("idempotency-key"),
     )
     status_url = f"{_base_path()}/jobs/{job.job_id}"
     return _json(
@@ -105,6 +114,18 @@ def get_job(job_id: str) -> Response:
     service = get_service()
     job = service.get(owner=_tenant(), job_id=job_id)
     return _json({**job.to_api(), "image_url": service.image_url(job)})
+
+
+@route("/jobs/{job_id}/retry", methods=["POST"], content_types=["*/*"])
+def retry_job(job_id: str) -> Response:
+    """FAILED → PENDING and queued again (202); 409 in any other state."""
+    job = get_service().retry(owner=_tenant(), job_id=job_id)
+    status_url = f"{_base_path()}/jobs/{job.job_id}"
+    return _json(
+        {"job_id": job.job_id, "status": job.status.value, "status_url": status_url},
+        202,
+        {"Location": status_url},
+    )
 
 
 @route("/jobs", methods=["GET"])
@@ -125,4 +146,12 @@ def classify(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     """Classify a batch; report only the failed messages (ReportBatchItemFailures)."""
     messages = [QueueMessage.from_record(record.to_dict()) for record in event]
     failed = get_service().process_batch(messages)
+    return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failed]}
+
+
+@app.on_sqs_message(queue=DEAD_LETTER_QUEUE_NAME, batch_size=10)
+def dead_letters(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
+    """Jobs SQS gave up on end FAILED with ``retries_exhausted``."""
+    messages = [QueueMessage.from_record(record.to_dict()) for record in event]
+    failed = get_service().dead_letters(messages)
     return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failed]}

@@ -66,6 +66,13 @@ class UnsupportedMediaType(AppError):
     code = "unsupported_media_type"
 
 
+class ServiceUnavailable(AppError):
+    """A dependency (S3, DynamoDB, SQS) is failing or throttling; the client may retry (503)."""
+
+    status = 503
+    code = "service_unavailable"
+
+
 class ConfigurationError(Exception):
     """The service is misconfigured; it refuses to start rather than run unsafely."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -49,6 +50,11 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+def idempotent_job_id(owner: str, key: str) -> str:
+    """The job id an ``Idempotency-Key`` maps to, per tenant: the same key makes the same job."""
+    return hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()[:32]
+
+
 def is_job_id(value: str) -> bool:
     """Whether ``value`` has the shape of a job id (anything else cannot exist)."""
     return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
@@ -74,6 +80,8 @@ class Job:
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: dict[str, str] | None = None
     notified: bool = False
+    image_sha256: str | None = None
+    idempotency_key: str | None = None
 
     def to_item(self) -> dict[str, Any]:
         """The DynamoDB item (low-level attribute values); absent fields are left out."""
@@ -163,8 +171,8 @@ class JobRepository:
         self._db = client
         self._table = table
 
-    def create(self, job: Job) -> None:
-        """Insert a new job; an existing id is never overwritten."""
+    def create(self, job: Job) -> bool:
+        """Insert a new job; False (and nothing written) when the id already exists."""
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -172,7 +180,10 @@ class JobRepository:
                 ConditionExpression="attribute_not_exists(job_id)",
             )
         except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
             raise _translate(exc) from exc
+        return True
 
     def get(self, job_id: str) -> Job | None:
         """The job, or None."""
@@ -277,6 +288,19 @@ class JobRepository:
                 "updated_at": utc_now(),
                 "error": {"code": code, "message": message},
             },
+        )
+
+    def retry(self, job_id: str) -> Job | None:
+        """FAILED → PENDING, clearing the error; None if the job was not FAILED."""
+        return self._update(
+            job_id,
+            allowed_from=(JobStatus.FAILED,),
+            set_values={
+                "status": JobStatus.PENDING.value,
+                "updated_at": utc_now(),
+                "notified": False,
+            },
+            remove=("error",),
         )
 
     def mark_notified(self, job_id: str) -> None:

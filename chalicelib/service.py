@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,9 +13,25 @@ from typing import Any
 import numpy as np
 
 from chalicelib.classifier import Classifier, ModelInfo
-from chalicelib.errors import BadRequest, NotFound, PermanentJobError
+from chalicelib.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PermanentJobError,
+    ServiceUnavailable,
+    TransientError,
+)
 from chalicelib.images import inspect, to_model_input
-from chalicelib.jobs import Job, JobPage, JobRepository, JobStatus, is_job_id, new_job_id, utc_now
+from chalicelib.jobs import (
+    Job,
+    JobPage,
+    JobRepository,
+    JobStatus,
+    idempotent_job_id,
+    is_job_id,
+    new_job_id,
+    utc_now,
+)
 from chalicelib.notify import EventPublisher
 from chalicelib.queue import JobQueue, job_id_from_message
 from chalicelib.settings import Settings
@@ -24,6 +42,18 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _check_idempotency_key(key: str | None) -> str | None:
+    if key is None or key == "":
+        return None
+    if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise BadRequest(
+            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters",
+            code="invalid_idempotency_key",
+        )
+    return key
 
 
 @dataclass(frozen=True)
@@ -33,15 +63,19 @@ class QueueMessage:
     message_id: str
     body: str
     sent_at_ms: int | None = None
+    receive_count: int | None = None
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> QueueMessage:
         """From a Lambda SQS event record (``messageId``, ``body``, ``attributes``)."""
-        sent = (record.get("attributes") or {}).get("SentTimestamp")
+        attributes = record.get("attributes") or {}
+        sent = str(attributes.get("SentTimestamp", ""))
+        received = str(attributes.get("ApproximateReceiveCount", ""))
         return cls(
             message_id=record["messageId"],
             body=record.get("body", ""),
-            sent_at_ms=int(sent) if sent and str(sent).isdigit() else None,
+            sent_at_ms=int(sent) if sent.isdigit() else None,
+            receive_count=int(received) if received.isdigit() else None,
         )
 
 
@@ -71,6 +105,7 @@ class JobService:
         publisher: EventPublisher,
         classifier: Callable[[], Classifier],
         model_info: ModelInfo,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self._repo = repo
@@ -79,19 +114,33 @@ class JobService:
         self._publisher = publisher
         self._classifier = classifier
         self.model_info = model_info
+        self._rng = rng or random.Random()
 
     # --- API side -------------------------------------------------------------------------
 
     def submit(
-        self, *, owner: str, content_type: str, body: bytes, query: Mapping[str, str]
+        self,
+        *,
+        owner: str,
+        content_type: str,
+        body: bytes,
+        query: Mapping[str, str],
+        idempotency_key: str | None = None,
     ) -> Job:
-        """Check the image at the door, store it, record the job PENDING and queue it."""
+        """Check the image at the door, store it, record the job PENDING and queue it.
+
+        With an ``Idempotency-Key`` the job id is derived from (tenant, key): a repeated request
+        returns the job the first one made (and re-queues it if it is still PENDING, in case the
+        first request died between recording and queueing); the same key with another image is
+        a 409.
+        """
         s = self.settings
         submission = parse_submission(
             content_type=content_type, body=body, query=query, max_bytes=s.max_image_bytes
         )
         info = inspect(submission.data, max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
-        job_id = new_job_id()
+        key = _check_idempotency_key(idempotency_key)
+        job_id = idempotent_job_id(owner, key) if key else new_job_id()
         now = utc_now()
         job = Job(
             job_id=job_id,
@@ -103,13 +152,58 @@ class JobService:
             content_type=info.content_type,
             size_bytes=len(submission.data),
             webhook_url=submission.webhook_url,
+            image_sha256=hashlib.sha256(submission.data).hexdigest(),
+            idempotency_key=key,
         )
+        if key:
+            existing = self._repo.get(job_id)
+            if existing is not None:
+                return self._replay(existing, job)
         # Image first, then record, then message: a message never points at nothing.
         self._store.put(job.s3_key, submission.data, info.content_type)
-        self._repo.create(job)
-        self._queue.send(job_id)
+        if not self._repo.create(job):  # a concurrent request with the same key won
+            existing = self._repo.get(job_id)
+            assert existing is not None
+            return self._replay(existing, job)
+        self._enqueue(job)
         log.info("job submitted", extra={"job_id": job_id, "tenant": owner})
         return job
+
+    def _replay(self, existing: Job, requested: Job) -> Job:
+        if existing.image_sha256 != requested.image_sha256:
+            raise Conflict(
+                "this Idempotency-Key was already used with a different image",
+                code="idempotency_key_reused",
+            )
+        if existing.status is JobStatus.PENDING:
+            self._enqueue(existing)  # harmless if already queued: duplicates are no-ops
+        return existing
+
+    def _enqueue(self, job: Job) -> None:
+        """Queue a recorded job; if the queue is down, the job ends FAILED (retryable), not lost."""
+        try:
+            self._queue.send(job.job_id)
+        except TransientError as exc:
+            self._repo.fail(job.job_id, code="enqueue_failed", message=str(exc))
+            raise ServiceUnavailable(
+                f"the job {job.job_id} was recorded but could not be queued; retry it with "
+                f"POST /jobs/{job.job_id}/retry",
+                code="queue_unavailable",
+            ) from exc
+
+    def retry(self, *, owner: str, job_id: str) -> Job:
+        """FAILED → PENDING and queued again; 409 for any other state."""
+        job = self.get(owner=owner, job_id=job_id)
+        retried = self._repo.retry(job_id)
+        if retried is None:
+            current = self._repo.get(job_id) or job
+            raise Conflict(
+                f"only FAILED jobs can be retried; this one is {current.status.value}",
+                code="not_retryable",
+            )
+        self._enqueue(retried)
+        log.info("job retried", extra={"job_id": job_id, "tenant": owner})
+        return retried
 
     def get(self, *, owner: str, job_id: str) -> Job:
         """The caller's job; 404 for malformed ids, unknown ids and other tenants' jobs."""
@@ -155,7 +249,13 @@ class JobService:
         """
         failed: list[str] = []
         ready: list[_Prepared] = []
+        seen: set[str] = set()
         for message in messages:
+            job_id = job_id_from_message(message.body)
+            if job_id in seen:
+                continue  # the same job twice in one batch: one run answers both
+            if job_id is not None:
+                seen.add(job_id)
             try:
                 prepared = self._prepare(message)
             except Exception:
@@ -181,6 +281,9 @@ class JobService:
         if job is None:
             self._settle_duplicate(job_id)
             return None
+        if self.settings.fault_rate and self._rng.random() < self.settings.fault_rate:
+            log.warning("fault injected", extra={"job_id": job_id})
+            raise TransientError(f"injected fault (FAULT_RATE={self.settings.fault_rate})")
         timings: dict[str, float] = {}
         if message.sent_at_ms is not None:
             timings["queue_wait"] = max(0.0, round(time.time() * 1000 - message.sent_at_ms, 2))
@@ -221,6 +324,29 @@ class JobService:
             except Exception:
                 log.exception("could not record the result", extra={"job_id": prepared.job.job_id})
                 failed.append(prepared.message.message_id)
+        return failed
+
+    def dead_letters(self, messages: Sequence[QueueMessage]) -> list[str]:
+        """Messages SQS gave up on: their jobs end FAILED (``retries_exhausted``) if not done."""
+        failed = []
+        for message in messages:
+            job_id = job_id_from_message(message.body)
+            if job_id is None or not is_job_id(job_id):
+                log.error("dead letter names no job", extra={"body": message.body[:200]})
+                continue
+            reason = (
+                f"classification failed {message.receive_count or 'too many'} times; "
+                "retry the job to try again"
+            )
+            try:
+                job = self._repo.fail(job_id, code="retries_exhausted", message=reason)
+                if job is not None:
+                    self._publish(job)
+                else:
+                    self._settle_duplicate(job_id)
+            except Exception:
+                log.exception("could not settle a dead letter", extra={"job_id": job_id})
+                failed.append(message.message_id)
         return failed
 
     def _finish_failed(self, job_id: str, code: str, message: str) -> None:

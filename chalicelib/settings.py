@@ -11,6 +11,7 @@ from chalicelib.errors import ConfigurationError
 
 # Names the Chalice decorators need at import time; kept here so nothing else reads the env.
 JOBS_QUEUE_NAME = os.environ.get("JOBS_QUEUE", "imgcls-jobs")
+DEAD_LETTER_QUEUE_NAME = f"{JOBS_QUEUE_NAME}-dlq"
 
 _PACKAGED_MODEL_DIR = Path(__file__).resolve().parent / "model"
 _SOURCE_MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
@@ -55,6 +56,7 @@ class Settings:
     max_image_pixels: int = 50_000_000
     image_url_ttl_s: int = 300
     ort_threads: int = 0
+    fault_rate: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,4 +91,16 @@ class Settings:
             max_image_pixels=integer("MAX_IMAGE_PIXELS", 50_000_000, minimum=1),
             image_url_ttl_s=integer("IMAGE_URL_TTL_SECONDS", 300, minimum=1),
             ort_threads=integer("ORT_THREADS", 0),
+            fault_rate=_fraction(env, "FAULT_RATE"),
         )
+
+
+def _fraction(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name) or "0"
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number in [0, 1], got {raw!r}") from exc
+    if not 0.0 <= value <= 1.0:
+        raise ConfigurationError(f"{name} must be in [0, 1], got {value}")
+    return value

@@ -67,11 +67,24 @@ def test_succeed_requires_processing_and_unknown_jobs_change_nothing(stack: Stac
 
 
 def test_create_never_overwrites_an_existing_id(stack: Stack) -> None:
-    import pytest
-    from botocore.exceptions import ClientError
-
     repo = repo_of(stack)
     job = new_job(repo)
-    with pytest.raises(ClientError) as info:
-        repo.create(job)
-    assert info.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    repo.start(job.job_id)
+    assert repo.create(job) is False
+    stored = repo.get(job.job_id)
+    assert stored is not None
+    assert stored.status is JobStatus.PROCESSING
+
+
+def test_retry_only_from_failed_and_clears_the_error(stack: Stack) -> None:
+    repo = repo_of(stack)
+    job = new_job(repo)
+    assert repo.retry(job.job_id) is None
+    repo.start(job.job_id)
+    repo.fail(job.job_id, code="undecodable_image", message="bad")
+    repo.mark_notified(job.job_id)
+    retried = repo.retry(job.job_id)
+    assert retried is not None
+    assert (retried.status, retried.error, retried.notified) == (JobStatus.PENDING, None, False)
+    assert retried.attempts == 1
+    assert repo.retry(job.job_id) is None
