@@ -6,8 +6,11 @@ import hashlib
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from infra.bootstrap import MAX_RECEIVE_COUNT
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "build" / "package"
@@ -54,10 +57,37 @@ def test_zip_fits_lambda(names: set[str]) -> None:
     )
 
 
-def test_template_holds_classifier_to_concurrency_one_with_partial_batches() -> None:
+@pytest.fixture(scope="module")
+def resources() -> dict[str, Any]:
     template = json.loads((PACKAGE / "sam.json").read_text())
-    classify = template["Resources"]["Classify"]["Properties"]
+    return dict(template["Resources"])
+
+
+def test_template_holds_classifier_to_concurrency_one(resources: dict[str, Any]) -> None:
+    classify = resources["Classify"]["Properties"]
     assert classify["ReservedConcurrentExecutions"] == 1
-    source = classify["Events"]["ClassifySqsEventSource"]["Properties"]
-    assert source["BatchSize"] == 10
-    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert classify["Events"]["ClassifySqsEventSource"]["Properties"]["BatchSize"] == 10
+
+
+def test_every_sqs_mapping_reports_partial_batch_failures(resources: dict[str, Any]) -> None:
+    sources = [
+        event["Properties"]
+        for res in resources.values()
+        for event in res.get("Properties", {}).get("Events", {}).values()
+        if event["Type"] == "SQS"
+    ]
+    assert len(sources) >= 2
+    assert all(s.get("FunctionResponseTypes") == ["ReportBatchItemFailures"] for s in sources)
+
+
+def test_jobs_queue_outlasts_the_classifier_and_redrives_like_the_emulator(
+    resources: dict[str, Any],
+) -> None:
+    queue = resources["JobsQueue"]["Properties"]
+    timeout = resources["Classify"]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] == "JobsDeadLetterQueue"
+    assert (
+        resources["JobsDeadLetterQueue"]["Properties"]["QueueName"] == f"{queue['QueueName']}-dlq"
+    )
