@@ -73,6 +73,7 @@ class Job:
     content_type: str
     size_bytes: int
     attempts: int = 0
+    generation: int = 0
     batch_id: str | None = None
     webhook_url: str | None = None
     predictions: list[dict[str, Any]] | None = None
@@ -202,31 +203,44 @@ class JobRepository:
         *,
         allowed_from: tuple[JobStatus, ...],
         set_values: dict[str, Any],
-        increment_attempts: bool = False,
+        increment: tuple[str, ...] = (),
         remove: tuple[str, ...] = (),
+        generation: int | None = None,
     ) -> Job | None:
-        """Apply a transition if the job is in one of ``allowed_from``; None when it is not."""
+        """Apply a transition if the job is in one of ``allowed_from`` (and, when given, still
+        in ``generation``); None when it is not."""
         names = {"#status": "status"}
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {":zero": {"N": "0"}, ":one": {"N": "1"}}
         sets = []
         for i, (attr, value) in enumerate(set_values.items()):
             names[f"#a{i}"] = attr
             values[f":v{i}"] = _SERIALIZER.serialize(_to_dynamo(value))
             sets.append(f"#a{i} = :v{i}")
-        if increment_attempts:
-            sets.append("attempts = if_not_exists(attempts, :zero) + :one")
-            values[":zero"] = {"N": "0"}
-            values[":one"] = {"N": "1"}
+        for i, attr in enumerate(increment):
+            names[f"#n{i}"] = attr
+            sets.append(f"#n{i} = if_not_exists(#n{i}, :zero) + :one")
         allowed = []
         for i, status in enumerate(allowed_from):
             values[f":from{i}"] = {"S": status.value}
             allowed.append(f":from{i}")
         expression = "SET " + ", ".join(sets)
         condition = f"attribute_exists(job_id) AND #status IN ({', '.join(allowed)})"
+        if generation is not None:
+            names["#gen"] = "generation"
+            values[":gen"] = {"N": str(generation)}
+            same = "#gen = :gen"
+            # Records written before generations existed are generation 0.
+            condition += (
+                f" AND ({same} OR attribute_not_exists(#gen))"
+                if generation == 0
+                else (f" AND {same}")
+            )
         if remove:
             for i, attr in enumerate(remove):
                 names[f"#r{i}"] = attr
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        if not increment:
+            del values[":zero"], values[":one"]
         try:
             resp = self._db.update_item(
                 TableName=self._table,
@@ -253,7 +267,7 @@ class JobRepository:
             job_id,
             allowed_from=(JobStatus.PENDING, JobStatus.PROCESSING),
             set_values={"status": JobStatus.PROCESSING.value, "updated_at": utc_now()},
-            increment_attempts=True,
+            increment=("attempts",),
         )
 
     def succeed(
@@ -278,8 +292,14 @@ class JobRepository:
             remove=("error",),
         )
 
-    def fail(self, job_id: str, *, code: str, message: str) -> Job | None:
-        """PENDING/PROCESSING → FAILED with a reason; None if the job was already terminal."""
+    def fail(
+        self, job_id: str, *, code: str, message: str, generation: int | None = None
+    ) -> Job | None:
+        """PENDING/PROCESSING → FAILED with a reason; None if the job was already terminal.
+
+        With ``generation``, only while the job has not been retried since: a dead letter left
+        over from before a retry must not fail the retried run.
+        """
         return self._update(
             job_id,
             allowed_from=(JobStatus.PENDING, JobStatus.PROCESSING),
@@ -288,10 +308,11 @@ class JobRepository:
                 "updated_at": utc_now(),
                 "error": {"code": code, "message": message},
             },
+            generation=generation,
         )
 
     def retry(self, job_id: str) -> Job | None:
-        """FAILED → PENDING, clearing the error; None if the job was not FAILED."""
+        """FAILED → PENDING in a new generation, clearing the error; None if not FAILED."""
         return self._update(
             job_id,
             allowed_from=(JobStatus.FAILED,),
@@ -300,6 +321,7 @@ class JobRepository:
                 "updated_at": utc_now(),
                 "notified": False,
             },
+            increment=("generation",),
             remove=("error",),
         )
 

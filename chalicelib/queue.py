@@ -1,8 +1,9 @@
-"""The jobs queue: one small JSON message per job."""
+"""The jobs queue: one small JSON message per job and generation."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -13,8 +14,34 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
+@dataclass(frozen=True)
+class JobMessage:
+    """What a queue message says: which job, and which run of it (retries start a new one)."""
+
+    job_id: str
+    generation: int = 0
+
+    def to_body(self) -> str:
+        """The message body."""
+        return json.dumps({"job_id": self.job_id, "generation": self.generation})
+
+    @classmethod
+    def parse(cls, body: str) -> JobMessage | None:
+        """The message in ``body``, or None for a body that is not one of ours."""
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(parsed, dict):
+            return None
+        job_id, generation = parsed.get("job_id"), parsed.get("generation", 0)
+        if not isinstance(job_id, str) or type(generation) is not int or generation < 0:
+            return None
+        return cls(job_id=job_id, generation=generation)
+
+
 class JobQueue:
-    """Sends job ids to SQS; the URL is looked up once from the name unless configured."""
+    """Sends job messages to SQS; the URL is looked up once from the name unless configured."""
 
     def __init__(self, client: SQSClient, *, name: str, url: str | None = None) -> None:
         self._sqs = client
@@ -28,19 +55,10 @@ class JobQueue:
             self._url = self._sqs.get_queue_url(QueueName=self._name)["QueueUrl"]
         return self._url
 
-    def send(self, job_id: str) -> None:
+    def send(self, job_id: str, *, generation: int = 0) -> None:
         """Queue one job for classification."""
+        body = JobMessage(job_id=job_id, generation=generation).to_body()
         try:
-            self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps({"job_id": job_id}))
+            self._sqs.send_message(QueueUrl=self.url, MessageBody=body)
         except ClientError as exc:
             raise TransientError(f"SQS send failed: {exc}") from exc
-
-
-def job_id_from_message(body: str) -> str | None:
-    """The job id in a queue message body, or None for a message that is not ours."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
-    job_id = parsed.get("job_id") if isinstance(parsed, dict) else None
-    return job_id if isinstance(job_id, str) else None

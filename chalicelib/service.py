@@ -19,6 +19,7 @@ from chalicelib.errors import (
     NotFound,
     PermanentJobError,
     ServiceUnavailable,
+    SimulatedCrash,
     TransientError,
 )
 from chalicelib.images import inspect, to_model_input
@@ -33,7 +34,7 @@ from chalicelib.jobs import (
     utc_now,
 )
 from chalicelib.notify import EventPublisher
-from chalicelib.queue import JobQueue, job_id_from_message
+from chalicelib.queue import JobMessage, JobQueue
 from chalicelib.settings import Settings
 from chalicelib.storage import ImageStore
 from chalicelib.submission import parse_submission
@@ -114,7 +115,7 @@ class JobService:
         self._publisher = publisher
         self._classifier = classifier
         self.model_info = model_info
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random(settings.fault_seed)
 
     # --- API side -------------------------------------------------------------------------
 
@@ -182,7 +183,7 @@ class JobService:
     def _enqueue(self, job: Job) -> None:
         """Queue a recorded job; if the queue is down, the job ends FAILED (retryable), not lost."""
         try:
-            self._queue.send(job.job_id)
+            self._queue.send(job.job_id, generation=job.generation)
         except TransientError as exc:
             self._repo.fail(job.job_id, code="enqueue_failed", message=str(exc))
             raise ServiceUnavailable(
@@ -251,17 +252,21 @@ class JobService:
         ready: list[_Prepared] = []
         seen: set[str] = set()
         for message in messages:
-            job_id = job_id_from_message(message.body)
-            if job_id in seen:
+            parsed = JobMessage.parse(message.body)
+            if parsed is None or not is_job_id(parsed.job_id):
+                log.error(
+                    "discarding a message that names no job", extra={"body": message.body[:200]}
+                )
+                continue
+            if parsed.job_id in seen:
                 continue  # the same job twice in one batch: one run answers both
-            if job_id is not None:
-                seen.add(job_id)
+            seen.add(parsed.job_id)
             try:
-                prepared = self._prepare(message)
+                prepared = self._prepare(message, parsed.job_id)
             except Exception:
                 log.exception(
                     "transient failure, message returned to the queue",
-                    extra={"message_id": message.message_id},
+                    extra={"message_id": message.message_id, "job_id": parsed.job_id},
                 )
                 failed.append(message.message_id)
                 continue
@@ -271,19 +276,18 @@ class JobService:
             failed.extend(self._classify(ready))
         return failed
 
-    def _prepare(self, message: QueueMessage) -> _Prepared | None:
+    def _inject_fault(self, job_id: str) -> None:
+        if self.settings.fault_rate and self._rng.random() < self.settings.fault_rate:
+            log.warning("fault injected", extra={"job_id": job_id})
+            raise TransientError(f"injected fault (FAULT_RATE={self.settings.fault_rate})")
+
+    def _prepare(self, message: QueueMessage, job_id: str) -> _Prepared | None:
         started = time.perf_counter()
-        job_id = job_id_from_message(message.body)
-        if job_id is None or not is_job_id(job_id):
-            log.error("discarding a message that names no job", extra={"body": message.body[:200]})
-            return None
         job = self._repo.start(job_id)
         if job is None:
             self._settle_duplicate(job_id)
             return None
-        if self.settings.fault_rate and self._rng.random() < self.settings.fault_rate:
-            log.warning("fault injected", extra={"job_id": job_id})
-            raise TransientError(f"injected fault (FAULT_RATE={self.settings.fault_rate})")
+        self._inject_fault(job_id)
         timings: dict[str, float] = {}
         if message.sent_at_ms is not None:
             timings["queue_wait"] = max(0.0, round(time.time() * 1000 - message.sent_at_ms, 2))
@@ -299,6 +303,12 @@ class JobService:
             return None
         return _Prepared(message=message, job=job, tensor=tensor, started=started, timings=timings)
 
+    def _crash_point(self, size: int) -> int | None:
+        """Where this batch dies (CRASH_RATE), as a timeout or out-of-memory kill would."""
+        if self.settings.crash_rate and self._rng.random() < self.settings.crash_rate:
+            return self._rng.randrange(size)
+        return None
+
     def _classify(self, ready: list[_Prepared]) -> list[str]:
         t = time.perf_counter()
         try:
@@ -307,8 +317,12 @@ class JobService:
             log.exception("inference failed; the batch goes back to the queue")
             return [p.message.message_id for p in ready]
         per_image = round((time.perf_counter() - t) * 1000 / len(ready), 2)
+        crash_at = self._crash_point(len(ready))
         failed = []
-        for prepared, predictions in zip(ready, results, strict=True):
+        for index, (prepared, predictions) in enumerate(zip(ready, results, strict=True)):
+            if index == crash_at:
+                log.warning("crash injected", extra={"after_results": index})
+                raise SimulatedCrash(f"injected crash after {index} of {len(ready)} results")
             timings = prepared.timings
             timings["inference"] = per_image
             timings["total"] = _ms(prepared.started)
@@ -327,11 +341,14 @@ class JobService:
         return failed
 
     def dead_letters(self, messages: Sequence[QueueMessage]) -> list[str]:
-        """Messages SQS gave up on: their jobs end FAILED (``retries_exhausted``) if not done."""
+        """Messages SQS gave up on: their jobs end FAILED (``retries_exhausted``) if not done.
+
+        A dead letter from before a retry leaves the retried run alone (generation check).
+        """
         failed = []
         for message in messages:
-            job_id = job_id_from_message(message.body)
-            if job_id is None or not is_job_id(job_id):
+            parsed = JobMessage.parse(message.body)
+            if parsed is None or not is_job_id(parsed.job_id):
                 log.error("dead letter names no job", extra={"body": message.body[:200]})
                 continue
             reason = (
@@ -339,13 +356,19 @@ class JobService:
                 "retry the job to try again"
             )
             try:
-                job = self._repo.fail(job_id, code="retries_exhausted", message=reason)
+                job = self._repo.fail(
+                    parsed.job_id,
+                    code="retries_exhausted",
+                    message=reason,
+                    generation=parsed.generation,
+                )
                 if job is not None:
+                    log.warning("dead letter: job failed", extra={"job_id": parsed.job_id})
                     self._publish(job)
                 else:
-                    self._settle_duplicate(job_id)
+                    self._settle_duplicate(parsed.job_id)
             except Exception:
-                log.exception("could not settle a dead letter", extra={"job_id": job_id})
+                log.exception("could not settle a dead letter", extra={"job_id": parsed.job_id})
                 failed.append(message.message_id)
         return failed
 

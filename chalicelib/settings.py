@@ -57,6 +57,8 @@ class Settings:
     image_url_ttl_s: int = 300
     ort_threads: int = 0
     fault_rate: float = 0.0
+    crash_rate: float = 0.0
+    fault_seed: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +94,8 @@ class Settings:
             image_url_ttl_s=integer("IMAGE_URL_TTL_SECONDS", 300, minimum=1),
             ort_threads=integer("ORT_THREADS", 0),
             fault_rate=_fraction(env, "FAULT_RATE"),
+            crash_rate=_fraction(env, "CRASH_RATE"),
+            fault_seed=integer("FAULT_SEED", -1) if env.get("FAULT_SEED") else None,
         )
 
 

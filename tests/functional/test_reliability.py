@@ -12,7 +12,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib.classifier import get_classifier, read_model_info
-from chalicelib.errors import TransientError
+from chalicelib.errors import SimulatedCrash, TransientError
 from chalicelib.jobs import JobRepository
 from chalicelib.notify import EventPublisher
 from chalicelib.queue import JobQueue
@@ -44,10 +44,10 @@ class DownQueue(JobQueue):
         self.__dict__.update(inner.__dict__)
         self.down = True
 
-    def send(self, job_id: str) -> None:
+    def send(self, job_id: str, *, generation: int = 0) -> None:
         if self.down:
             raise TransientError("SQS unavailable")
-        super().send(job_id)
+        super().send(job_id, generation=generation)
 
 
 def service_with(stack: Stack, **overrides: Any) -> JobService:
@@ -243,3 +243,49 @@ def test_dead_letters_end_jobs_failed_but_never_undo_a_success(
     assert "5 times" in failed["error"]["message"]
     assert job(client, done)["status"] == "SUCCEEDED"
     assert [e["event"]["type"] for e in stack.published_events()] == ["job.failed"]
+
+
+def test_a_dead_letter_from_before_a_retry_leaves_the_retried_run_alone(
+    client: Client, stack: Stack
+) -> None:
+    job_id = submit(client, cat_jpeg()).json_body["job_id"]
+    first_run = stack.receive_jobs_event()
+    client.lambda_.invoke("dead_letters", first_run)
+    assert job(client, job_id)["status"] == "FAILED"
+    assert retry(client, job_id).status_code == 202
+    second_run = stack.receive_jobs_event()
+    assert json.loads(second_run["Records"][0]["body"])["generation"] == 1
+
+    client.lambda_.invoke("dead_letters", first_run)  # a stale copy of the old dead letter
+
+    assert job(client, job_id)["status"] == "PENDING"
+    client.lambda_.invoke("dead_letters", second_run)
+    assert job(client, job_id)["error"]["code"] == "retries_exhausted"
+
+
+def test_a_classifier_that_dies_mid_batch_loses_nothing_and_redoes_only_the_unfinished(
+    client: Client, stack: Stack
+) -> None:
+    ids = [submit(client, cat_jpeg()).json_body["job_id"] for _ in range(4)]
+    crashing = Settings.from_env({**_env(stack), "CRASH_RATE": "1"})
+    service_with(stack, settings=crashing, rng=random.Random(3))
+    event = stack.receive_jobs_event()
+
+    with pytest.raises(SimulatedCrash):
+        client.lambda_.invoke("classify", event)
+
+    before = {i: job(client, i) for i in ids}
+    finished = {i for i, j in before.items() if j["status"] == "SUCCEEDED"}
+    assert {j["status"] for i, j in before.items() if i not in finished} == {"PROCESSING"}
+    assert 0 < len(finished) < len(ids)  # it died mid-batch
+    service_with(stack)  # a fresh container; SQS hands the whole batch over again
+    assert client.lambda_.invoke("classify", event).payload == {"batchItemFailures": []}
+    after = {i: job(client, i) for i in ids}
+    assert {j["status"] for j in after.values()} == {"SUCCEEDED"}
+    assert {i: j["predictions"] for i, j in after.items() if i in finished} == {
+        i: before[i]["predictions"] for i in finished
+    }
+    assert {i: j["attempts"] for i, j in after.items()} == {
+        i: 1 if i in finished else 2 for i in ids
+    }
+    assert sorted(e["event"]["job"]["job_id"] for e in stack.published_events()) == sorted(ids)
