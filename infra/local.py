@@ -245,7 +245,7 @@ class LocalRuntime:
         host: str = "127.0.0.1",
         port: int = 8000,
         emulator_port: int = 4566,
-        visibility_timeout_s: int = 10,
+        visibility_timeout_s: int = 5,
     ) -> None:
         self.host = host
         self.port = port
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--visibility-timeout",
         type=int,
-        default=int(os.environ.get("LOCAL_VISIBILITY_TIMEOUT", "10")),
+        default=int(os.environ.get("LOCAL_VISIBILITY_TIMEOUT", "5")),
         help="seconds before a failed message is redelivered (short, so failures end quickly)",
     )
     args = parser.parse_args(argv)

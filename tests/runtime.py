@@ -1,0 +1,112 @@
+"""Start ``python -m infra.local`` as a user runs it, on free ports, and talk to it over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+TERMINAL = ("SUCCEEDED", "FAILED")
+
+
+@dataclass
+class Runtime:
+    """A running local runtime; its output is drained into ``output`` so it never blocks."""
+
+    url: str
+    emulator: str
+    key: str
+    process: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        """The API key header plus ``extra``."""
+        return {"x-api-key": self.key, **extra}
+
+    def get(self, path: str) -> Any:
+        """GET ``path`` with the key; the decoded JSON body."""
+        return requests.get(f"{self.url}{path}", headers=self.headers(), timeout=30).json()
+
+    def aws(self, service: str) -> Any:
+        """A boto3 client for the runtime's emulator."""
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.emulator,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def wait_for(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
+        """Poll a job until it is SUCCEEDED or FAILED."""
+        deadline = time.monotonic() + timeout
+        job: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            job = self.get(f"/jobs/{job_id}")
+            if job.get("status") in TERMINAL:
+                return job
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} did not finish in {timeout}s: {job}")
+
+    def lines(self, needle: str) -> list[str]:
+        """Output lines so far that contain ``needle``."""
+        return [line for line in list(self.output) if needle in line]
+
+    def stop(self) -> str:
+        """Ctrl-C, as a user would; returns the whole output."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return "".join(self.output)
+
+
+def start_runtime(
+    key: str, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Runtime:
+    """Start the local runtime on free ports with one tenant ``key``; wait until it is ready."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    full_env.update({"API_KEYS": f"tenant:{key}", "PYTHONUNBUFFERED": "1", **(env or {})})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.local", "--port", "0", "--emulator-port", "0", *args],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    ready = threading.Event()
+    found: dict[str, str] = {}
+
+    def drain() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            for prefix, name in (("AWS emulator: ", "emulator"), ("ready on ", "url")):
+                if line.startswith(prefix):
+                    found[name] = line[len(prefix) :].strip()
+            if "url" in found:
+                ready.set()
+        ready.set()  # the process ended
+
+    threading.Thread(target=drain, name="runtime-output", daemon=True).start()
+    if not ready.wait(timeout=120) or "url" not in found:
+        process.kill()
+        raise AssertionError("the local runtime did not start:\n" + "".join(output))
+    return Runtime(
+        url=found["url"], emulator=found["emulator"], key=key, process=process, output=output
+    )
