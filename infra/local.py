@@ -98,6 +98,8 @@ class PollerStats:
     reported_failures: int = 0
     handler_errors: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    handler_seconds: float = 0.0  # time spent inside the handler, summed over batches
+    last_batch_done: float = 0.0  # wall clock (time.time()) when the last batch was settled
 
 
 class SqsPoller(threading.Thread):
@@ -172,12 +174,15 @@ class SqsPoller(threading.Thread):
         self.stats.batches += 1
         self.stats.messages += len(batch)
         self.stats.batch_sizes.append(len(batch))
+        started = time.perf_counter()
         try:
             result = self._handler(event, context)
         except Exception:
             self.stats.handler_errors += 1
             log.exception("%s raised; the whole batch will be redelivered", self._function)
             return
+        finally:
+            self.stats.handler_seconds += time.perf_counter() - started
         failures = _reported_failures(result)
         ids = {m["MessageId"] for m in batch}
         if not failures <= ids:
@@ -195,6 +200,7 @@ class SqsPoller(threading.Thread):
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
                 ],
             )
+        self.stats.last_batch_done = time.time()
 
     def run(self) -> None:
         """Poll until stopped; no error ends the loop."""
@@ -246,17 +252,21 @@ class LocalRuntime:
         port: int = 8000,
         emulator_port: int = 4566,
         visibility_timeout_s: int = 5,
+        poll: bool = True,
     ) -> None:
         self.host = host
         self.port = port
         self.emulator_port = emulator_port
         self.visibility_timeout_s = visibility_timeout_s
+        self.poll = poll
         self.stop_event = threading.Event()
         self.pollers: list[SqsPoller] = []
         self.resources: Resources | None = None
         self._emulator: Any = None
         self._http: Any = None
         self._http_thread: threading.Thread | None = None
+        self._app: Chalice | None = None
+        self._config: dict[str, Any] = {}
 
     def _prepare_environment(self, config: dict[str, Any]) -> None:
         for key, value in config_environment(config).items():
@@ -281,22 +291,32 @@ class LocalRuntime:
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
     def start(self) -> None:
-        """Emulator, resources, HTTP server, pollers; returns once everything listens."""
+        """Emulator, resources, HTTP server, pollers; returns once everything listens.
+
+        With ``poll=False`` the queues fill but nothing consumes them until ``start_pollers()``
+        (a benchmark submits a backlog first, then times how fast the classifier drains it).
+        """
         config = chalice_config()
         self._prepare_environment(config)
         settings = Settings.from_env()
         self.resources = bootstrap(settings, visibility_timeout_s=self.visibility_timeout_s)
         os.environ.update(self.resources.env())
-
-        from chalicelib.aws import AwsClients
-
         app = _import_app()
         self._start_http(app, config)
+        self._app, self._config = app, config
+        if self.poll:
+            self.start_pollers()
+
+    def start_pollers(self) -> None:
+        """Start the SQS pollers (``start()`` does, unless built with ``poll=False``)."""
+        from chalicelib.aws import AwsClients
+
+        if self._app is None or self.pollers:
+            raise RuntimeError("start_pollers() needs a started runtime without pollers")
         clients = AwsClients(Settings.from_env())
-        for source in app.event_sources:
-            if type(source).__name__ != "SQSEventConfig":
-                continue
-            self._start_sqs_pollers(app, config, source, clients)
+        for source in self._app.event_sources:
+            if type(source).__name__ == "SQSEventConfig":
+                self._start_sqs_pollers(self._app, self._config, source, clients)
 
     def _start_http(self, app: Chalice, config: dict[str, Any]) -> None:
         from chalice.config import Config
