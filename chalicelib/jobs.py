@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -325,15 +326,28 @@ class JobRepository:
             remove=("error",),
         )
 
-    def mark_notified(self, job_id: str) -> None:
-        """Remember that the terminal event went out, so a redelivery does not resend it."""
+    def mark_notified(self, job_id: str, *, timings_ms: Mapping[str, float] | None = None) -> None:
+        """Remember that the terminal event went out, so a redelivery does not resend it.
+
+        ``timings_ms`` adds stages measured after the result was written (writing it, publishing
+        its event) to the job's ``timings_ms``, which must already exist.
+        """
+        expression = "SET notified = :true"
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":true": {"BOOL": True}}
+        for i, (stage, ms) in enumerate((timings_ms or {}).items()):
+            names[f"#t{i}"] = stage
+            values[f":t{i}"] = _SERIALIZER.serialize(_to_dynamo(float(ms)))
+            expression += f", timings_ms.#t{i} = :t{i}"
+        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET notified = :true",
+                UpdateExpression=expression,
                 ConditionExpression="attribute_exists(job_id)",
-                ExpressionAttributeValues={":true": {"BOOL": True}},
+                ExpressionAttributeValues=values,
+                **extra,
             )
         except ClientError as exc:
             if not _is_condition_failure(exc):

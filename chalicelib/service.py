@@ -34,6 +34,7 @@ from chalicelib.jobs import (
     utc_now,
 )
 from chalicelib.notify import EventPublisher
+from chalicelib.overlap import Overlap
 from chalicelib.queue import JobMessage, JobQueue
 from chalicelib.settings import Settings
 from chalicelib.storage import ImageStore
@@ -87,6 +88,7 @@ class _Prepared:
     tensor: np.ndarray
     started: float
     timings: dict[str, float] = field(default_factory=dict)
+    predictions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _ms(since: float) -> float:
@@ -116,6 +118,7 @@ class JobService:
         self._classifier = classifier
         self.model_info = model_info
         self._rng = rng or random.Random(settings.fault_seed)
+        self._overlap = Overlap(settings.classify_workers)
 
     # --- API side -------------------------------------------------------------------------
 
@@ -246,10 +249,11 @@ class JobService:
         """Classify a batch; return the message ids to hand back to SQS (transient failures).
 
         Permanent failures end the job FAILED and are acknowledged; a job already terminal is
-        acknowledged without work, so duplicated and late deliveries change nothing.
+        acknowledged without work, so duplicated and late deliveries change nothing. The jobs'
+        starts, downloads and decodes overlap on a small thread pool; the batch is one ONNX run.
         """
         failed: list[str] = []
-        ready: list[_Prepared] = []
+        todo: list[tuple[QueueMessage, str, bool]] = []
         seen: set[str] = set()
         for message in messages:
             parsed = JobMessage.parse(message.body)
@@ -261,34 +265,39 @@ class JobService:
             if parsed.job_id in seen:
                 continue  # the same job twice in one batch: one run answers both
             seen.add(parsed.job_id)
-            try:
-                prepared = self._prepare(message, parsed.job_id)
-            except Exception:
-                log.exception(
+            # Faults are drawn here, in message order, so FAULT_SEED stays repeatable.
+            todo.append((message, parsed.job_id, self._draw_fault()))
+        ready: list[_Prepared] = []
+        for (message, job_id, _), outcome in zip(
+            todo, self._overlap.map(self._prepare, todo), strict=True
+        ):
+            if isinstance(outcome, Exception):
+                log.error(
                     "transient failure, message returned to the queue",
-                    extra={"message_id": message.message_id, "job_id": parsed.job_id},
+                    exc_info=outcome,
+                    extra={"message_id": message.message_id, "job_id": job_id},
                 )
                 failed.append(message.message_id)
-                continue
-            if prepared is not None:
-                ready.append(prepared)
+            elif outcome is not None:
+                ready.append(outcome)
         if ready:
             failed.extend(self._classify(ready))
         return failed
 
-    def _inject_fault(self, job_id: str) -> None:
-        if self.settings.fault_rate and self._rng.random() < self.settings.fault_rate:
-            log.warning("fault injected", extra={"job_id": job_id})
-            raise TransientError(f"injected fault (FAULT_RATE={self.settings.fault_rate})")
+    def _draw_fault(self) -> bool:
+        return bool(self.settings.fault_rate) and self._rng.random() < self.settings.fault_rate
 
-    def _prepare(self, message: QueueMessage, job_id: str) -> _Prepared | None:
+    def _prepare(self, item: tuple[QueueMessage, str, bool]) -> _Prepared | None:
+        message, job_id, fault = item
         started = time.perf_counter()
         job = self._repo.start(job_id)
         if job is None:
             self._settle_duplicate(job_id)
             return None
-        self._inject_fault(job_id)
-        timings: dict[str, float] = {}
+        timings: dict[str, float] = {"start": _ms(started)}
+        if fault:
+            log.warning("fault injected", extra={"job_id": job_id})
+            raise TransientError(f"injected fault (FAULT_RATE={self.settings.fault_rate})")
         if message.sent_at_ms is not None:
             timings["queue_wait"] = max(0.0, round(time.time() * 1000 - message.sent_at_ms, 2))
         try:
@@ -318,27 +327,72 @@ class JobService:
             return [p.message.message_id for p in ready]
         per_image = round((time.perf_counter() - t) * 1000 / len(ready), 2)
         crash_at = self._crash_point(len(ready))
-        failed = []
-        for index, (prepared, predictions) in enumerate(zip(ready, results, strict=True)):
-            if index == crash_at:
-                log.warning("crash injected", extra={"after_results": index})
-                raise SimulatedCrash(f"injected crash after {index} of {len(ready)} results")
-            timings = prepared.timings
-            timings["inference"] = per_image
-            timings["total"] = _ms(prepared.started)
-            try:
-                done = self._repo.succeed(
-                    prepared.job.job_id,
-                    predictions=predictions,
-                    model=self.model_info.to_dict(),
-                    timings_ms=timings,
-                )
-                if done is not None:
-                    self._publish(done)
-            except Exception:
-                log.exception("could not record the result", extra={"job_id": prepared.job.job_id})
-                failed.append(prepared.message.message_id)
+        writing = ready if crash_at is None else ready[:crash_at]
+        for prepared, predictions in zip(writing, results, strict=False):
+            prepared.predictions = predictions
+            prepared.timings["inference"] = per_image
+            prepared.timings["total"] = _ms(prepared.started)
+        failed = self._record(writing) if writing else []
+        if crash_at is not None:
+            log.warning("crash injected", extra={"after_results": crash_at})
+            raise SimulatedCrash(f"injected crash after {crash_at} of {len(ready)} results")
         return failed
+
+    def _succeed(self, prepared: _Prepared) -> Job | None:
+        return self._repo.succeed(
+            prepared.job.job_id,
+            predictions=prepared.predictions,
+            model=self.model_info.to_dict(),
+            timings_ms=prepared.timings,
+        )
+
+    def _record(self, writing: list[_Prepared]) -> list[str]:
+        """Write the results (each a conditional write, concurrently), then announce them."""
+        t = time.perf_counter()
+        outcomes = self._overlap.map(self._succeed, writing)
+        write_ms = round((time.perf_counter() - t) * 1000 / len(writing), 2)
+        failed: list[str] = []
+        done: list[tuple[_Prepared, Job]] = []
+        for prepared, outcome in zip(writing, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.error(
+                    "could not record the result",
+                    exc_info=outcome,
+                    extra={"job_id": prepared.job.job_id},
+                )
+                failed.append(prepared.message.message_id)
+            elif outcome is not None:  # None: no longer PROCESSING (a dead letter failed it)
+                done.append((prepared, outcome))
+        if done:
+            failed.extend(self._announce(done, write_ms))
+        return failed
+
+    def _announce(self, done: list[tuple[_Prepared, Job]], write_ms: float) -> list[str]:
+        """Publish the batch's events together; mark as sent only those SNS accepted.
+
+        A message whose event did not go out is handed back to SQS: its redelivery finds the job
+        SUCCEEDED but not notified, and publishes then.
+        """
+        t = time.perf_counter()
+        try:
+            unsent = self._publisher.publish_many([job for _, job in done])
+        except Exception:
+            log.exception("could not publish the batch's events; its messages go back")
+            return [prepared.message.message_id for prepared, _ in done]
+        notify_ms = round((time.perf_counter() - t) * 1000 / len(done), 2)
+        stages = {"write": write_ms, "notify": notify_ms}
+        sent = [job for _, job in done if job.job_id not in unsent]
+        marks = self._overlap.map(
+            lambda job: self._repo.mark_notified(job.job_id, timings_ms=stages), sent
+        )
+        back = set(unsent)
+        for job, outcome in zip(sent, marks, strict=True):
+            if isinstance(outcome, Exception):
+                log.error(
+                    "could not mark the event sent", exc_info=outcome, extra={"job_id": job.job_id}
+                )
+                back.add(job.job_id)
+        return [prepared.message.message_id for prepared, job in done if job.job_id in back]
 
     def dead_letters(self, messages: Sequence[QueueMessage]) -> list[str]:
         """Messages SQS gave up on: their jobs end FAILED (``retries_exhausted``) if not done.
