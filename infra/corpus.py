@@ -1,0 +1,135 @@
+"""Benchmark images made from real photos that ship inside installed wheels.
+
+Three kinds, as people send them: 12-megapixel phone JPEGs (4000x3000), 1080p JPEGs and small
+PNGs, each made from a real photo (scikit-image, scikit-learn and matplotlib carry them) with a
+light film grain so the JPEGs carry the entropy, and the byte size, of real camera output. Every
+image stays under the API's 4 MiB limit.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+MAX_BYTES = 4 * 1024 * 1024
+KINDS = ("jpeg-12mp", "jpeg-1080p", "png-small")
+
+
+def photo_dirs() -> dict[str, Path]:
+    """Folders of real photos inside installed wheels (development dependencies)."""
+    import matplotlib
+    import skimage
+    import sklearn
+
+    return {
+        "skimage": Path(skimage.__file__).parent / "data",
+        "sklearn": Path(sklearn.__file__).parent / "datasets" / "images",
+        "matplotlib": Path(matplotlib.__file__).parent / "mpl-data" / "sample_data",
+    }
+
+
+# Photos with a known ImageNet answer (the ids counted as right), as in model/evaluate.py.
+LABELLED: dict[tuple[str, str], frozenset[int]] = {
+    ("skimage", "chelsea.png"): frozenset({281, 282, 283, 284, 285}),
+    ("skimage", "coffee.png"): frozenset({967}),
+    ("skimage", "rocket.jpg"): frozenset({657, 744}),
+    ("skimage", "motorcycle_left.png"): frozenset({665, 670}),
+    ("skimage", "camera.png"): frozenset({872}),
+    ("sklearn", "china.jpg"): frozenset({698}),
+    ("sklearn", "flower.jpg"): frozenset({985}),
+    ("matplotlib", "grace_hopper.jpg"): frozenset({652}),
+}
+
+# Every photograph the wheels ship (camera, microscope or telescope images; not drawings,
+# logos or synthetic test patterns): what the int8 model must agree with fp32 on.
+PHOTOGRAPHS: tuple[tuple[str, str], ...] = (
+    *LABELLED,
+    ("skimage", "astronaut.png"),
+    ("skimage", "brick.png"),
+    ("skimage", "cell.png"),
+    ("skimage", "clock_motion.png"),
+    ("skimage", "coins.png"),
+    ("skimage", "grass.png"),
+    ("skimage", "gravel.png"),
+    ("skimage", "hubble_deep_field.jpg"),
+    ("skimage", "ihc.png"),
+    ("skimage", "moon.png"),
+    ("skimage", "motorcycle_right.png"),
+    ("skimage", "page.png"),
+    ("skimage", "retina.jpg"),
+    ("skimage", "text.png"),
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One benchmark image."""
+
+    name: str
+    kind: str
+    data: bytes
+    content_type: str
+    expected: frozenset[int]
+
+
+def load_photo(where: str, name: str) -> Image.Image:
+    """A shipped photo as 8-bit RGB."""
+    with Image.open(photo_dirs()[where] / name) as img:
+        return img.convert("RGB")
+
+
+def _grain(img: Image.Image, sigma: float, seed: int) -> Image.Image:
+    noise = np.random.default_rng(seed).normal(0.0, sigma, (img.height, img.width, 1))
+    arr = np.asarray(img, dtype=np.float32) + noise.astype(np.float32)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
+    while True:
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=quality)
+        if buf.tell() <= MAX_BYTES or quality <= 50:
+            return buf.getvalue()
+        quality -= 5
+
+
+def make(kind: str, photo: Image.Image, seed: int) -> tuple[bytes, str]:
+    """One image of ``kind`` made from ``photo``: (bytes, content type)."""
+    if kind == "jpeg-12mp":
+        big = ImageOps.fit(photo, (4000, 3000), Image.Resampling.BICUBIC)
+        return _jpeg(_grain(big, 4.0, seed)), "image/jpeg"
+    if kind == "jpeg-1080p":
+        hd = ImageOps.fit(photo, (1920, 1080), Image.Resampling.BICUBIC)
+        return _jpeg(_grain(hd, 3.0, seed)), "image/jpeg"
+    if kind == "png-small":
+        buf = io.BytesIO()
+        photo.save(buf, format="PNG")
+        return buf.getvalue(), "image/png"
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def distinct_images() -> list[Sample]:
+    """Each labelled photo in each kind, once (8 photos x 3 kinds)."""
+    out = []
+    for seed, (key, expected) in enumerate(LABELLED.items()):
+        photo = load_photo(*key)
+        for kind in KINDS:
+            data, ctype = make(kind, photo, seed)
+            out.append(Sample(f"{key[1]}:{kind}", kind, data, ctype, expected))
+    return out
+
+
+def backlog(count: int, distinct: list[Sample] | None = None) -> list[Sample]:
+    """``count`` images, the three kinds in turn (a third each), cycling through the photos."""
+    pool = distinct if distinct is not None else distinct_images()
+    by_kind = {kind: [s for s in pool if s.kind == kind] for kind in KINDS}
+    out = []
+    for i in range(count):
+        kind = KINDS[i % len(KINDS)]
+        choices = by_kind[kind]
+        out.append(choices[(i // len(KINDS)) % len(choices)])
+    return out
