@@ -22,7 +22,7 @@ from chalicelib.errors import (
     SimulatedCrash,
     TransientError,
 )
-from chalicelib.images import inspect, to_model_input
+from chalicelib.images import decoded_pixels, inspect, to_model_input
 from chalicelib.jobs import (
     Job,
     JobPage,
@@ -34,7 +34,7 @@ from chalicelib.jobs import (
     utc_now,
 )
 from chalicelib.notify import EventPublisher
-from chalicelib.overlap import Overlap
+from chalicelib.overlap import Budget, Overlap
 from chalicelib.queue import JobMessage, JobQueue
 from chalicelib.settings import Settings
 from chalicelib.storage import ImageStore
@@ -119,6 +119,7 @@ class JobService:
         self.model_info = model_info
         self._rng = rng or random.Random(settings.fault_seed)
         self._overlap = Overlap(settings.classify_workers)
+        self._decode_budget = Budget(settings.decode_budget_pixels)
 
     # --- API side -------------------------------------------------------------------------
 
@@ -304,9 +305,10 @@ class JobService:
             t = time.perf_counter()
             data = self._store.get(job.s3_key)
             timings["s3_get"] = _ms(t)
-            t = time.perf_counter()
-            tensor = to_model_input(data, max_pixels=self.settings.max_image_pixels)
-            timings["decode"] = _ms(t)
+            with self._decode_budget.hold(decoded_pixels(data)):
+                t = time.perf_counter()
+                tensor = to_model_input(data, max_pixels=self.settings.max_image_pixels)
+                timings["decode"] = _ms(t)
         except PermanentJobError as exc:
             self._finish_failed(job_id, exc.code, exc.message)
             return None

@@ -133,3 +133,21 @@ def backlog(count: int, distinct: list[Sample] | None = None) -> list[Sample]:
         choices = by_kind[kind]
         out.append(choices[(i // len(KINDS)) % len(choices)])
     return out
+
+
+def largest_accepted(count: int) -> list[Sample]:
+    """The heaviest images the API accepts: 48-megapixel RGBA PNGs (8000x6000, under the 50 M
+    pixel limit and, upscaled without interpolation, under 1 MB each) made from the cat photo.
+    Decoding one takes about half a gigabyte: the classifier's worst case for memory."""
+    photo = load_photo("skimage", "chelsea.png")
+    big = photo.resize((8000, 6000), Image.Resampling.NEAREST).convert("RGBA")
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    sample = Sample(
+        "chelsea.png:png-48mp-rgba",
+        "png-48mp-rgba",
+        buf.getvalue(),
+        "image/png",
+        LABELLED[("skimage", "chelsea.png")],
+    )
+    return [sample] * count

@@ -259,7 +259,7 @@ class LocalRuntime:
         self.emulator_port = emulator_port
         self.visibility_timeout_s = visibility_timeout_s
         self.poll = poll
-        self.stop_event = threading.Event()
+        self.stop_event = threading.Event()  # pollers in use stop when it is set
         self.pollers: list[SqsPoller] = []
         self.resources: Resources | None = None
         self._emulator: Any = None
@@ -313,6 +313,7 @@ class LocalRuntime:
 
         if self._app is None or self.pollers:
             raise RuntimeError("start_pollers() needs a started runtime without pollers")
+        self.stop_event = threading.Event()
         clients = AwsClients(Settings.from_env())
         for source in self._app.event_sources:
             if type(source).__name__ == "SQSEventConfig":
@@ -375,11 +376,16 @@ class LocalRuntime:
         """Where the API listens."""
         return f"http://{self.host}:{self.port}"
 
-    def stop(self) -> None:
-        """Stop pollers, the HTTP server and the emulator, in that order."""
+    def stop_pollers(self) -> None:
+        """Stop the pollers after their current batch; ``start_pollers()`` starts new ones."""
         self.stop_event.set()
         for poller in self.pollers:
             poller.join(timeout=30)
+        self.pollers = []
+
+    def stop(self) -> None:
+        """Stop pollers, the HTTP server and the emulator, in that order."""
+        self.stop_pollers()
         if self._http is not None:
             self._http.server.shutdown()
             self._http.server.server_close()

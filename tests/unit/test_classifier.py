@@ -8,11 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageOps
 
 from chalicelib.classifier import Classifier, get_classifier
 from chalicelib.images import to_model_input
 from chalicelib.settings import default_model_dir
-from tests.photos import CAT, CAT_CLASSES, CHINA, COFFEE, ESPRESSO, PALACE, ROCKET, ROCKET_CLASSES
+from tests.photos import (
+    CAT,
+    CAT_CLASSES,
+    CHINA,
+    COFFEE,
+    ESPRESSO,
+    PALACE,
+    ROCKET,
+    ROCKET_CLASSES,
+    encode,
+)
 
 MODEL_DIR = default_model_dir()
 
@@ -68,3 +79,21 @@ def test_manifest_matches_the_committed_model() -> None:
     assert digest == manifest["sha256"]
     labels = json.loads((MODEL_DIR / manifest["labels"]).read_text())
     assert [entry["class_id"] for entry in labels] == list(range(1000))
+
+
+@pytest.mark.parametrize("size", [(4000, 3000), (3000, 4000), (1920, 1080)])
+def test_jpeg_draft_decoding_keeps_the_pixels_and_the_answer(
+    classifier: Classifier, size: tuple[int, int]
+) -> None:
+    # A 12 MP (or 1080p) JPEG decoded at a reduced DCT scale must still cover the 224/256 crop:
+    # the tensor stays within a grey level or two of the full decode, and the answer is the same.
+    photo = ImageOps.fit(Image.open(CAT).convert("RGB"), size, Image.Resampling.BICUBIC)
+    data = encode(photo, "JPEG", quality=90)
+
+    drafted = to_model_input(data, max_pixels=50_000_000)
+    full = to_model_input(data, max_pixels=50_000_000, draft=False)
+
+    assert float(np.abs(drafted - full).mean()) < 0.02  # [-1, 1] scale: 0.02 is 2.5 grey levels
+    top_drafted, top_full = classifier.predict(np.stack([drafted, full]))
+    assert top_drafted[0]["class_id"] == top_full[0]["class_id"]
+    assert top_drafted[0]["class_id"] in CAT_CLASSES

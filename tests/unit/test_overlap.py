@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from chalicelib.overlap import Overlap
+from chalicelib.overlap import Budget, Overlap
 
 
 def test_results_come_back_in_order_with_each_failure_in_its_place() -> None:
@@ -42,3 +42,28 @@ def test_one_worker_runs_in_the_callers_thread() -> None:
 def test_zero_workers_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Overlap(0)
+
+
+def test_a_holder_waits_until_enough_of_the_budget_is_free() -> None:
+    budget = Budget(10)
+    entered = threading.Event()
+
+    def second() -> None:
+        with budget.hold(6):
+            entered.set()
+
+    with budget.hold(6):
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        assert not entered.wait(0.3)  # 6 of 10 are held: another 6 must wait
+    assert entered.wait(10)  # released: it gets in
+    waiting.join(10)
+
+
+def test_more_than_the_whole_budget_runs_alone_instead_of_never() -> None:
+    budget = Budget(10)
+
+    with budget.hold(1_000):
+        pass
+    with budget.hold(10), budget.hold(0):
+        pass  # nothing to hold never waits

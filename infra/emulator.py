@@ -1,0 +1,76 @@
+"""moto's server in a process of its own: ``python -m infra.emulator [--port N]``.
+
+``make run`` starts the emulator inside its own process, which is simplest. Started here instead,
+and handed to the local runtime with ``AWS_ENDPOINT_URL``, the emulated AWS no longer shares the
+classifier's interpreter lock, as real AWS never does: the benchmark drains its backlog both ways.
+Prints ``AWS emulator: http://127.0.0.1:PORT`` once it listens; stops on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "AWS emulator: "
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT or SIGTERM."""
+    parser = argparse.ArgumentParser(description="Run moto's server on loopback.")
+    parser.add_argument("--port", type=int, default=0, help="0 (default) picks a free port")
+    args = parser.parse_args(argv)
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
+    server.start()
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    print(f"{PREFIX}http://127.0.0.1:{server.get_host_and_port()[1]}", flush=True)
+    stop.wait()
+    server.stop()
+    return 0
+
+
+@contextlib.contextmanager
+def emulator_process() -> Iterator[str]:
+    """Start ``python -m infra.emulator`` on a free port; yield its endpoint; stop it after."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.emulator"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith(PREFIX):
+            raise RuntimeError(f"the emulator did not start: {line!r}")
+        yield line[len(PREFIX) :].strip()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
