@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from chalicelib.errors import BadRequest, PayloadTooLarge, PermanentJobError, UnsupportedMediaType
 from chalicelib.images import inspect, sniff, to_model_input
@@ -154,3 +154,35 @@ def test_pixel_limit_is_enforced_at_decode_too() -> None:
     with pytest.raises(PermanentJobError) as info:
         to_model_input(encode(two_tone(), "PNG"), max_pixels=100)
     assert info.value.code == "too_many_pixels"
+
+
+def _reference(img: Image.Image) -> np.ndarray:
+    """The crop and resize done in one step on the full-size image, as before any shortcut."""
+    w, h = img.size
+    side = min(w, h) * 224 / 256
+    left, top = (w - side) / 2, (h - side) / 2
+    box = (left, top, left + side, top + side)
+    out = img.convert("RGB").resize((224, 224), Image.Resampling.BICUBIC, box=box)
+    return ((np.asarray(out, dtype=np.float32) - 127.0) / 128.0).transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("size", [(4000, 3000), (3000, 4000), (2100, 2099)])
+def test_a_large_image_reduced_before_resizing_gives_the_same_tensor(
+    size: tuple[int, int],
+) -> None:
+    photo = ImageOps.fit(Image.open(CAT).convert("RGB"), size, Image.Resampling.BICUBIC)
+
+    arr = to_model_input(encode(photo, "PNG"), max_pixels=LIMITS["max_pixels"])
+
+    assert float(np.abs(arr - _reference(photo)).mean()) < 0.005
+
+
+def test_a_large_transparent_image_is_still_composited_on_white() -> None:
+    img = Image.new("RGBA", (4000, 3000), (255, 0, 0, 0))  # fully transparent red
+    img.paste((0, 0, 255, 255), (2000, 0, 4000, 3000))  # the right half opaque blue
+
+    arr = to_model_input(encode(img, "PNG"), max_pixels=LIMITS["max_pixels"])
+
+    assert arr[:, :, :100].min() == pytest.approx(1.0, abs=0.01)  # left: white
+    assert arr[2, :, -100:].min() == pytest.approx(1.0, abs=0.01)  # right: blue...
+    assert arr[0, :, -100:].max() == pytest.approx(-127 / 128, abs=0.01)  # ...and no red
