@@ -626,6 +626,74 @@ def lever_lines(levers: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def markdown(doc: dict[str, Any]) -> str:
+    """The README's table of one run's figures."""
+    b, n, p, q, r = (
+        doc[k] for k in ("bare", "naive", "pipeline", "pipeline_in_process_emulator", "ratios")
+    )
+    c, proc, usd, m = (
+        doc["cold_start"],
+        doc["classifier_process"],
+        doc["cost_per_million_images"],
+        doc["machine"],
+    )
+    stages = ", ".join(
+        f"{k} {v:g}" for k, v in p["stages_ms"].items() if k not in ("queue_wait", "total")
+    )
+    rows = [
+        ("bare decode + resize + inference, one image after another", f"{b['rate_ips']:.1f} img/s"),
+        ("naive: the same with full-size JPEG decoding", f"{n['rate_ips']:.1f} img/s"),
+        (
+            f"pipeline: {p['images']} jobs queued, then drained by the local runtime "
+            "(classifier concurrency 1, emulator in its own process)",
+            f"{p['rate_ips']:.1f} img/s",
+        ),
+        ("**pipeline / bare**", f"**{r['pipeline_vs_bare']:.2f}**"),
+        (
+            "pipeline with the emulator inside the runtime (`make run`) / bare",
+            f"{q['rate_ips']:.1f} img/s, {r['pipeline_in_process_emulator_vs_bare']:.2f}",
+        ),
+        (
+            "pipeline / naive; bare / naive",
+            f"{r['pipeline_vs_naive']:.2f}; {r['bare_vs_naive']:.2f}",
+        ),
+        ("stages, mean ms per image (concurrent, so they overlap)", stages),
+        (
+            "handler time per image; poller time outside it",
+            f"{p['handler_ms_per_image']:g} ms; {p['outside_handler_ms_per_image']:g} ms",
+        ),
+        ("mean queue wait of the backlog", f"{p['stages_ms'].get('queue_wait', 0) / 1000:.1f} s"),
+        (
+            "cold start: import + session + first result (fresh process)",
+            f"{c['total_ms']:.0f} ms ({c['import_ms']:.0f} + {c['session_ms']:.0f} + "
+            f"{c['first_result_ms']:.0f})",
+        ),
+        (
+            "classifier-only process, peak RSS (benchmark mix)",
+            f"{proc['peak_rss_mb']:.0f} MB of 1024 MB",
+        ),
+        (
+            "classifier-only process, peak RSS (ten 48 MP RGBA PNGs)",
+            f"{proc['worst_batch']['peak_rss_mb']:.0f} MB of 1024 MB",
+        ),
+        ("classifier CPU time per image", f"{proc['cpu_ms_per_image']:g} ms"),
+        (
+            "Lambda cost per million images (1024 MB, x86, batches of 10)",
+            f"${usd['lambda_usd_per_million_measured']:.2f} (at "
+            f"{usd['lambda_ms_per_image_measured']:g} ms/image); "
+            f"${usd['lambda_usd_per_million_at_vcpu_share']:.2f} (CPU time on "
+            f"{usd['vcpu_share']} vCPU)",
+        ),
+    ]
+    head = (
+        f"`make bench`, {doc['date'][:10]}, {m['cpus']} cores (shared), load average "
+        f"{m['load_average_before'][0]} before and {m['load_average_after'][0]} after"
+    )
+    return "\n".join(
+        [head, "", "| figure | value |", "| --- | --- |", *(f"| {a} | {v} |" for a, v in rows)]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure, print, write the JSON."""
     parser = argparse.ArgumentParser(description="Measure throughput against the bare model.")
@@ -643,7 +711,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also drain N images under each alternative setting, and time batched calls",
     )
     parser.add_argument("--in-process-drain", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--markdown", type=Path, metavar="JSON", help="print the README table of a run and stop"
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     logging.getLogger("imgcls.local").setLevel(logging.WARNING)  # the runtime's start-up lines
     if args.in_process_drain:
         print(json.dumps(in_process_drain(args.in_process_drain, args.timeout)), flush=True)
