@@ -56,7 +56,8 @@ class Settings:
     max_image_pixels: int = 50_000_000
     image_url_ttl_s: int = 300
     ort_threads: int = 0
-    classify_workers: int = 8
+    ort_spinning: bool = False
+    classify_workers: int = 4
     decode_budget_pixels: int = 16_000_000
     fault_rate: float = 0.0
     crash_rate: float = 0.0
@@ -95,7 +96,8 @@ class Settings:
             max_image_pixels=integer("MAX_IMAGE_PIXELS", 50_000_000, minimum=1),
             image_url_ttl_s=integer("IMAGE_URL_TTL_SECONDS", 300, minimum=1),
             ort_threads=integer("ORT_THREADS", 0),
-            classify_workers=integer("CLASSIFY_WORKERS", 8, minimum=1),
+            ort_spinning=integer("ORT_SPINNING", 0) > 0,
+            classify_workers=integer("CLASSIFY_WORKERS", 4, minimum=1),
             decode_budget_pixels=integer("DECODE_BUDGET_PIXELS", 16_000_000, minimum=1),
             fault_rate=_fraction(env, "FAULT_RATE"),
             crash_rate=_fraction(env, "CRASH_RATE"),

@@ -22,7 +22,9 @@ def build_service(settings: Settings, clients: AwsClients | None = None) -> JobS
     aws = clients or AwsClients(settings)
 
     def classifier() -> Classifier:
-        return get_classifier(settings.model_dir, threads=settings.ort_threads)
+        return get_classifier(
+            settings.model_dir, threads=settings.ort_threads, spinning=settings.ort_spinning
+        )
 
     return JobService(
         settings=settings,

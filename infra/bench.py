@@ -255,6 +255,7 @@ def lever_drains(runtime: LocalRuntime, samples: list[Sample], timeout_s: float)
     """The same backlog drained under each setting the defaults were chosen from."""
     runs = [with_env(runtime, samples, timeout_s, CLASSIFY_WORKERS=str(n)) for n in (1, 2, 4, 8)]
     runs += [with_env(runtime, samples, timeout_s, ORT_THREADS=str(n)) for n in (1, 2)]
+    runs.append(with_env(runtime, samples, timeout_s, ORT_SPINNING="1"))
     return runs
 
 
@@ -379,7 +380,9 @@ def measure(count: int, rss_count: int, timeout_s: float, levers: int) -> dict[s
     distinct = distinct_images()
     samples = backlog(count, distinct)
     cold = cold_start(next(s for s in distinct if s.kind == "jpeg-12mp"))
-    classifier = Classifier(settings.model_dir, threads=settings.ort_threads)
+    classifier = Classifier(
+        settings.model_dir, threads=settings.ort_threads, spinning=settings.ort_spinning
+    )
     limit = settings.max_image_pixels
     model_loop(samples[:6], classifier, max_pixels=limit)  # warm the session and the caches
     bare_before = model_loop(samples, classifier, max_pixels=limit)
@@ -498,6 +501,8 @@ def report(
         },
         "model": classifier.info.to_dict(),
         "ort_threads": settings.ort_threads,
+        "ort_spinning": settings.ort_spinning,
+        "classify_workers": settings.classify_workers,
         "bare": {
             "rate_ips": round(bare.rate(), 2),
             "seconds": round(bare.seconds, 3),

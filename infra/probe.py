@@ -44,7 +44,9 @@ def cold_start(image: Path) -> dict[str, Any]:
     from chalicelib.settings import Settings
 
     settings = Settings.from_env()
-    classifier = get_classifier(settings.model_dir, threads=settings.ort_threads)
+    classifier = get_classifier(
+        settings.model_dir, threads=settings.ort_threads, spinning=settings.ort_spinning
+    )
     session = time.perf_counter()
     tensor = to_model_input(image.read_bytes(), max_pixels=settings.max_image_pixels)
     top = classifier.predict(tensor[None])[0][0]

@@ -75,10 +75,13 @@ def model_dir_for(path: Path, version: str) -> Path:
 
 def main() -> None:
     """Print the agreement and timing table."""
-    threads = Settings.from_env().ort_threads
-    fp32 = Classifier(model_dir_for(HERE / "efficientnet_lite0.onnx", "fp32"), threads=threads)
+    settings = Settings.from_env()
+    threads, spinning = settings.ort_threads, settings.ort_spinning
+    fp32 = Classifier(
+        model_dir_for(HERE / "efficientnet_lite0.onnx", "fp32"), threads=threads, spinning=spinning
+    )
     int8_path = Path("build/efficientnet_lite0_int8.onnx")  # written by model/quantize.py
-    int8 = Classifier(model_dir_for(int8_path, "int8"), threads=threads)
+    int8 = Classifier(model_dir_for(int8_path, "int8"), threads=threads, spinning=spinning)
     photos = {key: load_photo(*key) for key in PHOTOGRAPHS}
     sets = {
         "shipped photographs": [_png(p) for p in photos.values()],
