@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class Emulator:
+    """A running emulator process."""
+
+    endpoint: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """CPU time the emulator has used so far (user + system, all its threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def emulator_process() -> Iterator[str]:
-    """Start ``python -m infra.emulator`` on a free port; yield its endpoint; stop it after."""
+def emulator_process() -> Iterator[Emulator]:
+    """Start ``python -m infra.emulator`` on a free port; yield it; stop it after."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.emulator"],
@@ -62,7 +77,7 @@ def emulator_process() -> Iterator[str]:
         line = process.stdout.readline()
         if not line.startswith(PREFIX):
             raise RuntimeError(f"the emulator did not start: {line!r}")
-        yield line[len(PREFIX) :].strip()
+        yield Emulator(endpoint=line[len(PREFIX) :].strip(), pid=process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -65,6 +65,9 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path: Path) -> None:
     assert process["succeeded"] == process["images"] == 3
     assert process["rss_after_import_mb"] < process["peak_rss_mb"] < process["lambda_memory_mb"]
     assert process["cpu_ms_per_image"] > 0
+    assert process["emulator_cpu_ms_per_image"] > 0  # the emulator's own process served it
+    assert doc["bare"]["cpu_ms_per_image"] > 0
+    assert process["worst_batch"]["succeeded"] == 10
     usd = doc["cost_per_million_images"]
     assert (
         0
