@@ -10,6 +10,7 @@ concurrency and ``ReportBatchItemFailures`` all honoured. With ``AWS_ENDPOINT_UR
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,6 +91,34 @@ def sqs_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str) ->
     return {"Records": records}
 
 
+def sns_event(messages: list[dict[str, Any]], *, subscription_arn: str) -> dict[str, Any]:
+    """The event SNS hands a subscribed function, from SNS envelopes that reached an SQS queue."""
+    records = []
+    for m in messages:
+        envelope = json.loads(m["Body"])
+        records.append(
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription_arn,
+                "Sns": {
+                    "Type": envelope.get("Type", "Notification"),
+                    "MessageId": envelope["MessageId"],
+                    "TopicArn": envelope["TopicArn"],
+                    "Subject": envelope.get("Subject"),
+                    "Message": envelope["Message"],
+                    "Timestamp": envelope.get("Timestamp", ""),
+                    "SignatureVersion": envelope.get("SignatureVersion", "1"),
+                    "Signature": envelope.get("Signature", ""),
+                    "SigningCertUrl": envelope.get("SigningCertURL", ""),
+                    "UnsubscribeUrl": envelope.get("UnsubscribeURL", ""),
+                    "MessageAttributes": envelope.get("MessageAttributes", {}),
+                },
+            }
+        )
+    return {"Records": records}
+
+
 @dataclass
 class PollerStats:
     """Counters a test or benchmark can read."""
@@ -123,6 +153,7 @@ class SqsPoller(threading.Thread):
         timeout_s: int,
         memory_mb: int,
         stop: threading.Event,
+        build_event: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(name=f"sqs-{function_name}", daemon=True)
         self._sqs = sqs
@@ -136,6 +167,9 @@ class SqsPoller(threading.Thread):
         self._timeout_s = timeout_s
         self._memory_mb = memory_mb
         self._stop_event = stop
+        self._build_event = build_event or functools.partial(
+            sqs_event, queue_arn=queue_arn, region=region
+        )
         self.stats = PollerStats()
 
     def _receive(self, count: int, wait_s: int) -> list[dict[str, Any]]:
@@ -165,7 +199,7 @@ class SqsPoller(threading.Thread):
         return batch
 
     def _invoke(self, batch: list[dict[str, Any]]) -> None:
-        event = sqs_event(batch, queue_arn=self._arn, region=self._region)
+        event = self._build_event(batch)
         context = LambdaContext(
             self._function, timeout_s=self._timeout_s, memory_mb=self._memory_mb
         )
@@ -294,9 +328,11 @@ class LocalRuntime:
         self._start_http(app, config)
         clients = AwsClients(Settings.from_env())
         for source in app.event_sources:
-            if type(source).__name__ != "SQSEventConfig":
-                continue
-            self._start_sqs_pollers(app, config, source, clients)
+            kind = type(source).__name__
+            if kind == "SQSEventConfig":
+                self._start_sqs_pollers(app, config, source, clients)
+            elif kind == "SNSEventConfig":
+                self._start_sns_delivery(app, config, source, clients)
 
     def _start_http(self, app: Chalice, config: dict[str, Any]) -> None:
         from chalice.config import Config
@@ -349,6 +385,53 @@ class LocalRuntime:
             source.maximum_batching_window_in_seconds,
             concurrency,
         )
+
+    def _start_sns_delivery(
+        self, app: Chalice, config: dict[str, Any], source: Any, clients: Any
+    ) -> None:
+        """SNS → function: an SQS queue subscribed to the topic stands in for SNS's own delivery.
+
+        Lambda retries a failed asynchronous invocation twice; here a failed message is received
+        three times, then lands in the queue's DLQ instead of vanishing.
+        """
+        name = source.name
+        topic_arn = clients.sns.create_topic(Name=source.topic)["TopicArn"]
+        sqs = clients.sqs
+        dlq_url = sqs.create_queue(QueueName=f"local-sns-{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})
+        url = sqs.create_queue(
+            QueueName=f"local-sns-{name}",
+            Attributes={
+                "VisibilityTimeout": str(self.visibility_timeout_s),
+                "RedrivePolicy": redrive,
+            },
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        subscription = clients.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+        poller = SqsPoller(
+            sqs=sqs,
+            queue_url=url,
+            queue_arn=arn,
+            region=os.environ["AWS_DEFAULT_REGION"],
+            handler=app.handler_map[name],
+            function_name=name,
+            batch_size=1,  # SNS invokes a function with one record
+            window_s=0,
+            timeout_s=int(function_setting(config, name, "lambda_timeout", 60)),
+            memory_mb=int(function_setting(config, name, "lambda_memory_size", 128)),
+            stop=self.stop_event,
+            build_event=functools.partial(
+                sns_event, subscription_arn=subscription["SubscriptionArn"]
+            ),
+        )
+        poller.start()
+        self.pollers.append(poller)
+        log.info("%s: subscribed to %s", name, source.topic)
 
     @property
     def url(self) -> str:
