@@ -299,6 +299,21 @@ def test_function_role_grants_nothing_on_every_resource(resources: dict[str, Any
             assert resource["Properties"]["Role"] == {"Fn::GetAtt": ["DefaultRole", "Arn"]}
 
 
+def test_every_function_logs_to_a_group_the_stack_owns_and_expires(
+    resources: dict[str, Any],
+) -> None:
+    # Lambda would create the group itself, kept forever and left behind by delete-stack.
+    groups = {
+        r["Properties"]["LogGroupName"]["Fn::Sub"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::LogGroup"
+    }
+    functions = [n for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    assert len(functions) >= 3
+    for name in functions:
+        assert groups[f"/aws/lambda/${{{name}}}"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
 def test_outputs_say_where_everything_is(sam: dict[str, Any]) -> None:
     outputs = sam["Outputs"]
     assert "execute-api" in outputs["EndpointURL"]["Value"]["Fn::Sub"]
