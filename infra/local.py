@@ -506,7 +506,10 @@ def main(argv: list[str] | None = None) -> int:
         runtime.stop()
         return 1
     keys = os.environ["API_KEYS"]
-    print(f"AWS emulator: {os.environ['AWS_ENDPOINT_URL']}", flush=True)
+    # With LOCALSTACK_HOST alone there is no AWS_ENDPOINT_URL: ask localstack-client where it went.
+    from localstack_client.config import get_service_endpoint
+
+    print(f"AWS emulator: {get_service_endpoint('s3')}", flush=True)
     print(f"API and web page: {runtime.url}", flush=True)
     if keys == f"{LOCAL_TENANT}:{LOCAL_API_KEY}":
         print(f"API key (tenant '{LOCAL_TENANT}'): {LOCAL_API_KEY}", flush=True)
