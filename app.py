@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
@@ -10,7 +11,6 @@ from typing import Any
 
 from chalice.app import Chalice, Request, Response, SNSEvent, SQSEvent
 
-from chalicelib.auth import authenticate
 from chalicelib.errors import AppError, ServiceUnavailable, TransientError
 from chalicelib.service import QueueMessage
 from chalicelib.settings import (
@@ -28,6 +28,7 @@ app.log.setLevel(logging.INFO)
 app.api.binary_types.extend(["image/*", "multipart/form-data"])
 
 log = logging.getLogger("imgcls")
+_owner: contextvars.ContextVar[str] = contextvars.ContextVar("owner")
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -38,17 +39,24 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
-def route(path: str, **options: Any) -> Callable[[Callable[..., Response]], Any]:
-    """``app.route`` plus the one place where domain errors become JSON HTTP errors.
+def route(
+    path: str, *, public: bool = False, **options: Any
+) -> Callable[[Callable[..., Response]], Any]:
+    """``app.route`` plus the one API-key check and the one place where domain errors become
+    JSON HTTP errors. Every route needs a key unless registered ``public``.
 
     (Chalice turns view exceptions into its own 500 before HTTP middleware sees them, so the
-    translation wraps each view instead.)
+    translation wraps each view instead; the check runs the same locally and behind API
+    Gateway.)
     """
 
     def register(view: Callable[..., Response]) -> Any:
         @functools.wraps(view)
         def wrapped(**kwargs: Any) -> Response:
+            token = _owner.set("")  # nobody, until the key says who
             try:
+                if not public:
+                    _owner.set(get_services().auth.authenticate(_request().headers))
                 return view(**kwargs)
             except AppError as exc:
                 return _json(exc.to_dict(), exc.status, _retry_after(exc))
@@ -61,6 +69,8 @@ def route(path: str, **options: Any) -> Callable[[Callable[..., Response]], Any]
                 return _json(
                     {"error": {"code": "internal_error", "message": "internal error"}}, 500
                 )
+            finally:
+                _owner.reset(token)
 
         return app.route(path, **options)(wrapped)
 
@@ -83,7 +93,10 @@ def _body() -> bytes:
 
 
 def _tenant() -> str:
-    return authenticate(_request().headers, get_service().settings.api_keys)
+    """The tenant the route wrapper authenticated for this request."""
+    owner = _owner.get()
+    assert owner, "a public route asked for the caller's tenant"
+    return owner
 
 
 def _base_path() -> str:
@@ -93,7 +106,7 @@ def _base_path() -> str:
     return f"/{stage}" if stage and path.startswith(f"/{stage}/") else ""
 
 
-@route("/health", methods=["GET"])
+@route("/health", methods=["GET"], public=True)
 def health() -> Response:
     """Liveness, no key needed."""
     return _json({"status": "ok", "model": get_service().model_info.to_dict()})

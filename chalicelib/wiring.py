@@ -11,6 +11,7 @@ from chalicelib.classifier import Classifier, get_classifier, read_model_info
 from chalicelib.deliveries import WebhookService
 from chalicelib.ingest import UploadService
 from chalicelib.jobs import JobRepository
+from chalicelib.keys import Authenticator, KeyStore
 from chalicelib.notify import EventPublisher
 from chalicelib.queue import JobQueue, Queue
 from chalicelib.service import JobService
@@ -28,6 +29,8 @@ class Services:
     batches: BatchService
     uploads: UploadService
     webhooks: WebhookService
+    keys: KeyStore
+    auth: Authenticator
 
 
 _services: Services | None = None
@@ -71,7 +74,10 @@ def services_around(
     """The other use cases, built around a job service and sharing its adapters."""
     s = jobs.settings
     aws = clients or AwsClients(s)
+    keys = KeyStore(jobs.tenants)
     return Services(
+        keys=keys,
+        auth=Authenticator(keys=keys, configured=s.api_keys),
         jobs=jobs,
         batches=BatchService(jobs=jobs, repo=jobs.repo, tenants=jobs.tenants),
         uploads=UploadService(settings=s, store=jobs.store),

@@ -288,6 +288,7 @@ class LocalRuntime:
         self.stop_event = threading.Event()
         self.pollers: list[SqsPoller] = []
         self.resources: Resources | None = None
+        self.seeded_keys: dict[str, str] = {}
         self._emulator: Any = None
         self._http: Any = None
         self._http_thread: threading.Thread | None = None
@@ -323,6 +324,15 @@ class LocalRuntime:
         os.environ.update(self.resources.env())
 
         from chalicelib.aws import AwsClients
+        from chalicelib.keys import KeyStore
+        from chalicelib.tenants import TenantStore
+
+        # API_KEYS seeds the tenants table, hashed; the app then knows keys only from there, so
+        # `python -m infra.keys revoke` works on them as on any other key.
+        store = TenantStore(AwsClients(settings).dynamodb, self.resources.tenants_table)
+        KeyStore(store).seed(settings.api_keys)
+        self.seeded_keys = dict(settings.api_keys)
+        os.environ.pop("API_KEYS", None)
 
         app = _import_app()
         self._start_http(app, config)
@@ -505,13 +515,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         runtime.stop()
         return 1
-    keys = os.environ["API_KEYS"]
     # With LOCALSTACK_HOST alone there is no AWS_ENDPOINT_URL: ask localstack-client where it went.
     from localstack_client.config import get_service_endpoint
 
     print(f"AWS emulator: {get_service_endpoint('s3')}", flush=True)
     print(f"API and web page: {runtime.url}", flush=True)
-    if keys == f"{LOCAL_TENANT}:{LOCAL_API_KEY}":
+    if runtime.seeded_keys == {LOCAL_API_KEY: LOCAL_TENANT}:
         print(f"API key (tenant '{LOCAL_TENANT}'): {LOCAL_API_KEY}", flush=True)
     print(f"ready on {runtime.url}", flush=True)
     stop.wait()

@@ -7,13 +7,10 @@ import json
 
 import pytest
 
-from chalicelib.auth import authenticate
 from chalicelib.errors import (
     BadRequest,
     ConfigurationError,
-    Forbidden,
     PayloadTooLarge,
-    Unauthorized,
     UnsupportedMediaType,
 )
 from chalicelib.settings import Settings, parse_api_keys
@@ -92,12 +89,3 @@ def test_settings_refuse_nonsense_numbers() -> None:
     assert Settings.from_env({"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}).endpoint_url == (
         "http://127.0.0.1:1"
     )
-
-
-def test_authenticate() -> None:
-    keys = {"k" * 16: "t1"}
-    assert authenticate({"x-api-key": "k" * 16}, keys) == "t1"
-    with pytest.raises(Unauthorized):
-        authenticate({}, keys)
-    with pytest.raises(Forbidden):
-        authenticate({"x-api-key": "k" * 15}, keys)
