@@ -12,6 +12,7 @@ from typing import Any
 from chalice.app import Chalice, Request, Response, SNSEvent, SQSEvent
 
 from chalicelib.errors import AppError, ServiceUnavailable, TransientError
+from chalicelib.openapi import docs_page, openapi_document
 from chalicelib.service import QueueMessage
 from chalicelib.settings import (
     DEAD_LETTER_QUEUE_NAME,
@@ -28,7 +29,9 @@ app.log.setLevel(logging.INFO)
 app.api.binary_types.extend(["image/*", "multipart/form-data"])
 
 log = logging.getLogger("imgcls")
-_owner: contextvars.ContextVar[str] = contextvars.ContextVar("owner")
+# No annotated assignments at module level: `chalice package`'s policy analyzer fails on them.
+_owner = contextvars.ContextVar[str]("owner")
+PUBLIC_ROUTES = set[tuple[str, str]]()  # (path, method) served without an API key
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -72,6 +75,8 @@ def route(
             finally:
                 _owner.reset(token)
 
+        if public:
+            PUBLIC_ROUTES.update((path, m) for m in options.get("methods", ["GET"]))
         return app.route(path, **options)(wrapped)
 
     return register
@@ -110,6 +115,18 @@ def _base_path() -> str:
 def health() -> Response:
     """Liveness, no key needed."""
     return _json({"status": "ok", "model": get_service().model_info.to_dict()})
+
+
+@route("/openapi.json", methods=["GET"], public=True)
+def openapi() -> Response:
+    """The OpenAPI 3 document of this API."""
+    return _json(openapi_document(get_service().settings, server_url=_base_path() or "/"))
+
+
+@route("/docs", methods=["GET"], public=True)
+def docs() -> Response:
+    """The API's documentation page (no outside resources)."""
+    return Response(body=docs_page(), headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 @route("/jobs", methods=["POST"], content_types=["*/*"])

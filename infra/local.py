@@ -356,6 +356,11 @@ class LocalRuntime:
             function_name="api_handler",
         )
         self._http = create_local_server(app, chalice_cfg, self.host, self.port)
+        # Chalice's handler knows the methods API Gateway routes; answer any other (TRACE,
+        # QUERY, …) with a JSON 405 as API Gateway refuses them, not http.server's HTML 501.
+        self._http.server.RequestHandlerClass = functools.partial(
+            _request_handler(), app_object=app, config=chalice_cfg
+        )
         self.port = self._http.server.server_address[1]
         self._http_thread = threading.Thread(
             target=self._http.server.serve_forever, name="http", daemon=True
@@ -458,6 +463,40 @@ class LocalRuntime:
             self._http.server.server_close()
         if self._emulator is not None:
             self._emulator.stop()
+
+
+def _request_handler() -> type:
+    from chalice.local import ChaliceRequestHandler
+
+    class RequestHandler(ChaliceRequestHandler):
+        """Chalice's local handler, plus a JSON 405 for methods no route can have."""
+
+        def _method_not_allowed(self) -> None:
+            # Read what the client sent, or its leftover bytes would start the next request on
+            # this keep-alive connection; and close it anyway.
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.close_connection = True
+            body = json.dumps(
+                {
+                    "error": {
+                        "code": "method_not_allowed",
+                        "message": f"{self.command} is not supported",
+                    }
+                }
+            ).encode()
+            self.send_response(405)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def __getattr__(self, name: str) -> Any:
+            # http.server looks up do_<METHOD>; any method Chalice has no handler for lands here.
+            if name.startswith("do_"):
+                return self._method_not_allowed
+            raise AttributeError(name)
+
+    return RequestHandler
 
 
 def _ensure_free(port: int, setting: str) -> None:

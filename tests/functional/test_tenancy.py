@@ -15,14 +15,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from chalice.test import Client
 
-from app import app
+from app import PUBLIC_ROUTES, app
 from chalicelib.keys import CACHE_SECONDS, Authenticator, KeyStore, key_hash
 from chalicelib.tenants import TenantStore
 from infra.keys import main as keys_main
 from tests.functional.conftest import KEY_A, KEY_B, Stack
 from tests.photos import cat_jpeg
 
-PUBLIC = {("/health", "GET")}
+PUBLIC = {("/health", "GET"), ("/openapi.json", "GET"), ("/docs", "GET")}
 
 
 @pytest.fixture
@@ -62,6 +62,7 @@ def test_every_route_but_the_public_ones_needs_a_valid_key(
 
 
 def test_the_public_routes_need_no_key(client: Client) -> None:
+    assert PUBLIC_ROUTES == PUBLIC
     for path, method in PUBLIC:
         assert getattr(client.http, method.lower())(path).status_code == 200
 
