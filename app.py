@@ -21,8 +21,11 @@ from chalicelib.settings import (
     TOPIC_NAME,
     WEBHOOKS_QUEUE_NAME,
 )
+from chalicelib.telemetry import configure_logging
+from chalicelib.telemetry import flush as flush_metrics
 from chalicelib.wiring import get_service, get_services
 
+configure_logging()
 app = Chalice(app_name="imgcls")
 app.log.setLevel(logging.INFO)
 # API Gateway must pass image and multipart bodies through as binary.
@@ -74,12 +77,26 @@ def route(
                 )
             finally:
                 _owner.reset(token)
+                flush_metrics()
 
         if public:
             PUBLIC_ROUTES.update((path, m) for m in options.get("methods", ["GET"]))
         return app.route(path, **options)(wrapped)
 
     return register
+
+
+def metered(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Event handlers write the metrics they recorded as EMF when they return or raise."""
+
+    @functools.wraps(handler)
+    def wrapped(event: Any) -> Any:
+        try:
+            return handler(event)
+        finally:
+            flush_metrics()
+
+    return wrapped
 
 
 def _retry_after(error: AppError) -> dict[str, str]:
@@ -240,6 +257,7 @@ def account() -> Response:
 
 
 @app.on_sqs_message(queue=JOBS_QUEUE_NAME, batch_size=10, maximum_batching_window_in_seconds=1)
+@metered
 def classify(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     """Classify a batch; report only the failed messages (ReportBatchItemFailures)."""
     messages = [QueueMessage.from_record(record.to_dict()) for record in event]
@@ -248,6 +266,7 @@ def classify(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
 
 
 @app.on_sqs_message(queue=DEAD_LETTER_QUEUE_NAME, batch_size=10)
+@metered
 def dead_letters(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     """Jobs SQS gave up on end FAILED with ``retries_exhausted``."""
     messages = [QueueMessage.from_record(record.to_dict()) for record in event]
@@ -256,6 +275,7 @@ def dead_letters(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
 
 
 @app.on_sqs_message(queue=INGEST_QUEUE_NAME, batch_size=10)
+@metered
 def ingest(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     """S3 object-created notifications (through SQS) become jobs."""
     messages = [QueueMessage.from_record(record.to_dict()) for record in event]
@@ -264,6 +284,7 @@ def ingest(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
 
 
 @app.on_sns_message(topic=TOPIC_NAME)
+@metered
 def notify(event: SNSEvent) -> None:
     """A job event: write back bulk results, queue the webhook deliveries."""
     tenant = event.message_attributes.get("tenant", {}).get("Value", "")
@@ -271,6 +292,7 @@ def notify(event: SNSEvent) -> None:
 
 
 @app.on_sqs_message(queue=WEBHOOKS_QUEUE_NAME, batch_size=10)
+@metered
 def deliver_webhooks(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     """One delivery attempt per message; failures are rescheduled, not raised."""
     bodies = [(r.to_dict()["messageId"], r.body) for r in event]

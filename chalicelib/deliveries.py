@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from chalicelib import telemetry
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.jobs import utc_now
 from chalicelib.queue import MAX_DELAY_S, Queue
@@ -192,11 +193,14 @@ class WebhookService:
         result = self._sender.post(delivery.url, body, headers)
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         extra = {"job_id": delivery.event["job"]["job_id"], "attempt": delivery.attempt}
+        telemetry.observe_ms("webhook_latency_ms", elapsed_ms)
         if result.ok:
+            telemetry.count("webhooks_delivered")
             log.info("webhook delivered", extra={**extra, "latency_ms": elapsed_ms})
             self._record(delivery, state="delivered", status=result.status, error=None)
             return
         error = result.error or f"HTTP {result.status}"
+        telemetry.count("webhooks_failed")
         if delivery.attempt >= self._settings.webhook_max_attempts:
             log.warning("webhook failed for good", extra={**extra, "error": error})
             self._record(delivery, state="failed", status=result.status, error=error)

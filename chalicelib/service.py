@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib import telemetry
 from chalicelib.classifier import Classifier, ModelInfo
 from chalicelib.errors import (
     AppError,
@@ -215,6 +216,7 @@ class JobService:
             assert existing is not None
             return self._replay(existing, job)
         self._enqueue(job)
+        telemetry.count("jobs_submitted", source=job.source)
         log.info("job submitted", extra={"job_id": job_id, "tenant": owner})
         return job
 
@@ -292,6 +294,7 @@ class JobService:
             self._publish(job)
         else:
             self._enqueue(job)
+        telemetry.count("jobs_submitted", source=job.source)
         log.info("object ingested", extra={"job_id": job.job_id, "tenant": obj.tenant})
         return job
 

@@ -297,6 +297,8 @@ class LocalRuntime:
         for key, value in config_environment(config).items():
             os.environ.setdefault(key, str(value))
         os.environ.setdefault("API_KEYS", f"{LOCAL_TENANT}:{LOCAL_API_KEY}")
+        # EMF blobs are for CloudWatch; locally the same counters are at GET /metrics.
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         if not os.environ.get("AWS_ENDPOINT_URL") and not os.environ.get("LOCALSTACK_HOST"):
             from moto.server import ThreadedMotoServer
 
@@ -469,7 +471,9 @@ def _request_handler() -> type:
     from chalice.local import ChaliceRequestHandler
 
     class RequestHandler(ChaliceRequestHandler):
-        """Chalice's local handler, plus a JSON 405 for methods no route can have."""
+        """Chalice's local handler, plus ``GET /metrics`` (Prometheus text: every handler runs in
+        this process, so its counters are the whole service's) and a JSON 405 for methods no
+        route can have."""
 
         def _method_not_allowed(self) -> None:
             # Read what the client sent, or its leftover bytes would start the next request on
@@ -486,6 +490,19 @@ def _request_handler() -> type:
             ).encode()
             self.send_response(405)
             self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if self.path.split("?", 1)[0] != "/metrics":
+                super().do_GET()
+                return
+            from chalicelib.telemetry import REGISTRY
+
+            body = REGISTRY.prometheus().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
