@@ -26,6 +26,7 @@ from chalicelib.jobs import utc_now
 from chalicelib.queue import MAX_DELAY_S, Queue
 from chalicelib.settings import Settings
 from chalicelib.storage import ImageStore, results_key
+from chalicelib.submission import json_object
 from chalicelib.tenants import TenantStore, new_secret, tenant_pk
 from chalicelib.webhooks import SIGNATURE_HEADER, Resolver, Sender, sign, system_resolver, vet_url
 
@@ -96,12 +97,7 @@ class WebhookService:
 
     def subscribe(self, *, owner: str, body: bytes) -> dict[str, Any]:
         """``{"url", "events"?}`` → the subscription with its signing secret (shown once)."""
-        try:
-            doc = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest("the body is not valid JSON", code="invalid_json") from exc
-        if not isinstance(doc, dict):
-            raise BadRequest("the JSON body must be an object", code="invalid_json")
+        doc = json_object(body)
         url = doc.get("url")
         vet_url(url, allow_hosts=self._settings.webhook_allow_hosts, resolve=self._resolve)
         events = doc.get("events", list(EVENT_TYPES))

@@ -24,6 +24,7 @@ from chalicelib.errors import BadRequest, UnsupportedMediaType
 from chalicelib.jobs import is_job_id, new_job_id
 from chalicelib.settings import INCOMING_PREFIX, TENANT_NAME, UPLOADS_PREFIX, Settings
 from chalicelib.storage import ImageStore
+from chalicelib.submission import json_object
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +102,7 @@ class UploadService:
 
     def create(self, *, owner: str, body: bytes) -> dict[str, Any]:
         """``{"filename", "content_type"}`` → a job id and the form to upload the image with."""
-        try:
-            doc = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest("the body is not valid JSON", code="invalid_json") from exc
-        if not isinstance(doc, dict):
-            raise BadRequest("the JSON body must be an object", code="invalid_json")
+        doc = json_object(body)
         content_type = doc.get("content_type")
         if content_type not in UPLOAD_TYPES:
             raise UnsupportedMediaType(

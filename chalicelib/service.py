@@ -94,9 +94,14 @@ class _Prepared:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+_DELIVERY_FIELDS = (
+    "target", "url", "event_type", "state", "attempts", "last_status", "last_error",
+    "next_attempt_at", "updated_at",
+)  # fmt: skip
+
+
 def _delivery_view(record: Mapping[str, Any]) -> dict[str, Any]:
-    fields = ("target", "url", "event_type", "state", "attempts", "last_status", "last_error")
-    return {k: record.get(k) for k in (*fields, "next_attempt_at", "updated_at")}
+    return {k: record.get(k) for k in _DELIVERY_FIELDS}
 
 
 def _ms(since: float) -> float:

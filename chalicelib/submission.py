@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
+from typing import Any
 
 from chalicelib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -72,13 +73,19 @@ def parse_submission(
     )
 
 
-def _parse_json(body: bytes, webhook: str | None) -> Submission:
+def json_object(body: bytes) -> dict[str, Any]:
+    """A JSON object request body (empty counts as ``{}``); 400 ``invalid_json`` otherwise."""
     try:
-        doc = json.loads(body)
+        doc = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("the body is not valid JSON", code="invalid_json") from exc
     if not isinstance(doc, dict):
         raise BadRequest("the JSON body must be an object", code="invalid_json")
+    return doc
+
+
+def _parse_json(body: bytes, webhook: str | None) -> Submission:
+    doc = json_object(body)
     encoded = doc.get("image_base64")
     if not isinstance(encoded, str) or not encoded:
         raise BadRequest("image_base64 (a base64 string) is required", code="missing_image")
