@@ -8,6 +8,7 @@ STAMP   := $(VENV)/.installed
 PKG_DIR := build/package
 STAGE   := dev
 SOURCES := app.py $(shell find chalicelib infra -name '*.py' -o -name '*.json' 2>/dev/null) \
+           $(wildcard chalicelib/web/*) \
            requirements.txt .chalice/config.json model/manifest.json model/labels.json \
            model/efficientnet_lite0.onnx
 
