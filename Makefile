@@ -7,16 +7,20 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PKG_DIR := build/package
 STAGE   := dev
+# The browser tests drive Debian's Chromium: Playwright's own browser download cannot work offline.
+CHROMIUM := /usr/bin/chromium
 SOURCES := app.py $(shell find chalicelib infra -name '*.py' -o -name '*.json' 2>/dev/null) \
+           $(wildcard chalicelib/web/*) \
            requirements.txt .chalice/config.json model/manifest.json model/labels.json \
            model/efficientnet_lite0.onnx
 
-.PHONY: help install run test lint format package cfn-lint export-model model-check clean
+.PHONY: help install browser run test lint format package cfn-lint export-model model-check clean
 
 help:
 	@echo "make run           start the local service on http://127.0.0.1:$${PORT:-8000}"
 	@echo "make test          install everything and run the whole test suite"
 	@echo "make lint          ruff check, ruff format --check, mypy"
+	@echo "make browser       install Debian's chromium for the browser tests (make test does)"
 	@echo "make package       chalice package into $(PKG_DIR)/ (SAM template + zip, model inside)"
 	@echo "make cfn-lint      check the packaged template with cfn-lint (make test does too)"
 	@echo "make model-check   measure the model's preprocessing on real photos"
@@ -44,10 +48,20 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	@if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends chromium
+	@test -x $@ || { echo "error: $@ is still missing after apt-get install chromium" >&2; exit 1; }
+
 run: install
 	$(PY) -m infra.local
 
-test: install package
+test: install browser package
 	$(PY) -m pytest
 
 lint: install

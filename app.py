@@ -23,6 +23,7 @@ from chalicelib.settings import (
 )
 from chalicelib.telemetry import configure_logging
 from chalicelib.telemetry import flush as flush_metrics
+from chalicelib.webpage import StaticFile, index_page, static_file
 from chalicelib.wiring import get_service, get_services
 
 configure_logging()
@@ -99,6 +100,11 @@ def metered(handler: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def _static(page: StaticFile) -> Response:
+    headers: dict[str, str | list[str]] = {**page.headers}
+    return Response(body=page.body, status_code=200, headers=headers)
+
+
 def _retry_after(error: AppError) -> dict[str, str]:
     return {"Retry-After": "1"} if error.status == 503 else {}
 
@@ -125,7 +131,20 @@ def _base_path() -> str:
     """``/<stage>`` behind API Gateway's default endpoint, empty locally or on a custom domain."""
     context = _request().context
     stage, path = context.get("stage", ""), context.get("path", "")
-    return f"/{stage}" if stage and path.startswith(f"/{stage}/") else ""
+    staged = path == f"/{stage}" or path.startswith(f"/{stage}/")
+    return f"/{stage}" if stage and staged else ""
+
+
+@route("/", methods=["GET"], public=True)
+def web_page() -> Response:
+    """The web page; no key needed (it asks for one)."""
+    return _static(index_page(base_path=_base_path()))
+
+
+@route("/static/{name}", methods=["GET"], public=True)
+def web_static(name: str) -> Response:
+    """The page's script and style sheet, from a fixed list."""
+    return _static(static_file(name))
 
 
 @route("/health", methods=["GET"], public=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.settings import Settings
+from chalicelib.webpage import ASSETS
 
 _REF = "#/components/schemas/"
 
@@ -583,6 +584,45 @@ def _operations(settings: Settings) -> dict[str, Any]:
                         "description": "HTML",
                         "content": {"text/html": {"schema": {"type": "string"}}},
                     }
+                },
+            }
+        },
+        "/": {
+            "get": {
+                "operationId": "webPage",
+                "summary": "The web page: upload images, watch their jobs, read the charts, retry",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "HTML",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/static/{name}": {
+            "get": {
+                "operationId": "webPageFile",
+                "summary": "The web page's script and style sheet (a fixed list of names)",
+                "security": [],
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "description": "the file's name",
+                        "schema": {"type": "string", "enum": sorted(ASSETS)},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file",
+                        "content": {
+                            media.split(";")[0]: {"schema": {"type": "string"}}
+                            for media in sorted(set(ASSETS.values()))
+                        },
+                    },
+                    "404": {"description": "No such file", "content": _json(_ref("Error"))},
                 },
             }
         },

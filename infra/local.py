@@ -579,7 +579,11 @@ def main(argv: list[str] | None = None) -> int:
     if runtime.seeded_keys == {LOCAL_API_KEY: LOCAL_TENANT}:
         print(f"API key (tenant '{LOCAL_TENANT}'): {LOCAL_API_KEY}", flush=True)
     print(f"ready on {runtime.url}", flush=True)
-    stop.wait()
+    # Wait in short slices: when the kernel hands SIGINT to another thread, Python only runs
+    # the handler once the main thread executes bytecode again, which an untimed wait never
+    # does (Ctrl-C was then lost now and again).
+    while not stop.wait(0.5):
+        pass
     print("stopping...", flush=True)
     runtime.stop()
     print("stopped", flush=True)
