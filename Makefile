@@ -42,7 +42,7 @@ $(PY):
 	"$$py" -m venv $(VENV)
 
 $(STAMP): $(PY) requirements.txt requirements-dev.txt
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 drives pip and wants <26.3
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
