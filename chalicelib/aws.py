@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 
 _BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "adaptive"}, connect_timeout=5)
+# Presigned URLs and POSTs signed with SigV4: an expiry in seconds, valid in every region.
+_S3_CONFIG = Config(signature_version="s3v4")
 
 
 class AwsClients:
@@ -46,7 +48,8 @@ class AwsClients:
             return localstack_client.session.Session(region_name=s.region).client(service)
         session = boto3.session.Session(region_name=s.region)
         make: Any = session.client  # typed per service by the properties below
-        return make(service, endpoint_url=s.endpoint_url, config=_BOTO_CONFIG)
+        config = _BOTO_CONFIG.merge(_S3_CONFIG) if service == "s3" else _BOTO_CONFIG
+        return make(service, endpoint_url=s.endpoint_url, config=config)
 
     @property
     def s3(self) -> S3Client:

@@ -10,20 +10,19 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import BadRequest, TransientError
+from chalicelib.dynamo import deserialize, is_condition_failure, serialize, translate
+from chalicelib.errors import BadRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 OWNER_INDEX = "owner-created-index"
-_SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 
 
@@ -84,17 +83,20 @@ class Job:
     notified: bool = False
     image_sha256: str | None = None
     idempotency_key: str | None = None
+    source: str = "api"  # api | upload | s3
+    filename: str | None = None
+    expires_at: int | None = None  # epoch seconds; DynamoDB's TTL removes the record after it
 
     def to_item(self) -> dict[str, Any]:
         """The DynamoDB item (low-level attribute values); absent fields are left out."""
         plain = {k: v for k, v in self.__dict__.items() if v is not None and v != {}}
         plain["status"] = self.status.value
-        return {k: _SERIALIZER.serialize(_to_dynamo(v)) for k, v in plain.items()}
+        return {k: serialize(v) for k, v in plain.items()}
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Job:
         """Rebuild a job from a DynamoDB item."""
-        plain = {k: _from_dynamo(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+        plain = {k: deserialize(v) for k, v in item.items()}
         known = {k: v for k, v in plain.items() if k in cls.__dataclass_fields__}
         known["status"] = JobStatus(known["status"])
         return cls(**known)
@@ -110,52 +112,14 @@ class Job:
             "content_type": self.content_type,
             "size_bytes": self.size_bytes,
             "batch_id": self.batch_id,
+            "source": self.source,
+            "filename": self.filename,
             "webhook_url": self.webhook_url,
             "predictions": self.predictions,
             "model": self.model,
             "timings_ms": self.timings_ms,
             "error": self.error,
         }
-
-
-def _to_dynamo(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(repr(round(value, 6)))
-    if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_dynamo(v) for v in value]
-    return value
-
-
-def _from_dynamo(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    return value
-
-
-def _is_condition_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-_TRANSIENT_CODES = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-}
-
-
-def _translate(exc: ClientError) -> Exception:
-    code = exc.response.get("Error", {}).get("Code", "")
-    if code in _TRANSIENT_CODES:
-        return TransientError(f"DynamoDB {code}")
-    return exc
 
 
 @dataclass(frozen=True)
@@ -182,9 +146,9 @@ class JobRepository:
                 ConditionExpression="attribute_not_exists(job_id)",
             )
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 return False
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         return True
 
     def get(self, job_id: str) -> Job | None:
@@ -194,9 +158,37 @@ class JobRepository:
                 TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
             )
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         item = resp.get("Item")
         return Job.from_item(item) if item else None
+
+    def delete(self, job_id: str) -> None:
+        """Remove the record (gone already is fine)."""
+        try:
+            self._db.delete_item(TableName=self._table, Key={"job_id": {"S": job_id}})
+        except ClientError as exc:
+            raise translate(exc) from exc
+
+    def get_many(self, job_ids: list[str]) -> dict[str, Job]:
+        """The jobs that exist among ``job_ids`` (BatchGetItem, 100 keys a call)."""
+        found: dict[str, Job] = {}
+        for start in range(0, len(job_ids), 100):
+            keys: list[dict[str, Any]] = [
+                {"job_id": {"S": j}} for j in dict.fromkeys(job_ids[start : start + 100])
+            ]
+            while keys:
+                try:
+                    resp = self._db.batch_get_item(
+                        RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
+                    )
+                except ClientError as exc:
+                    raise translate(exc) from exc
+                for item in resp.get("Responses", {}).get(self._table, []):
+                    job = Job.from_item(item)
+                    found[job.job_id] = job
+                unprocessed: dict[str, Any] = dict(resp.get("UnprocessedKeys", {}))
+                keys = list(unprocessed.get(self._table, {}).get("Keys", []))
+        return found
 
     def _update(
         self,
@@ -215,7 +207,7 @@ class JobRepository:
         sets = []
         for i, (attr, value) in enumerate(set_values.items()):
             names[f"#a{i}"] = attr
-            values[f":v{i}"] = _SERIALIZER.serialize(_to_dynamo(value))
+            values[f":v{i}"] = serialize(value)
             sets.append(f"#a{i} = :v{i}")
         for i, attr in enumerate(increment):
             names[f"#n{i}"] = attr
@@ -253,9 +245,9 @@ class JobRepository:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 return None
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         return Job.from_item(resp["Attributes"])
 
     def start(self, job_id: str) -> Job | None:
@@ -337,7 +329,7 @@ class JobRepository:
         values: dict[str, Any] = {":true": {"BOOL": True}}
         for i, (stage, ms) in enumerate((timings_ms or {}).items()):
             names[f"#t{i}"] = stage
-            values[f":t{i}"] = _SERIALIZER.serialize(_to_dynamo(float(ms)))
+            values[f":t{i}"] = serialize(float(ms))
             expression += f", timings_ms.#t{i} = :t{i}"
         extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
         try:
@@ -350,8 +342,8 @@ class JobRepository:
                 **extra,
             )
         except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise _translate(exc) from exc
+            if not is_condition_failure(exc):
+                raise translate(exc) from exc
 
     def list_for_owner(
         self,
@@ -383,7 +375,7 @@ class JobRepository:
             try:
                 resp = self._db.query(**kwargs)
             except ClientError as exc:
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
             jobs.extend(Job.from_item(item) for item in resp.get("Items", []))
             start_key = resp.get("LastEvaluatedKey")
             if not start_key:

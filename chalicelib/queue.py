@@ -1,4 +1,4 @@
-"""The jobs queue: one small JSON message per job and generation."""
+"""SQS queues: the jobs queue (one small JSON message per job and generation) and others."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from chalicelib.errors import TransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+MAX_DELAY_S = 900  # SQS's longest DelaySeconds
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,8 @@ class JobMessage:
         return cls(job_id=job_id, generation=generation)
 
 
-class JobQueue:
-    """Sends job messages to SQS; the URL is looked up once from the name unless configured."""
+class Queue:
+    """One SQS queue; the URL is looked up once from the name unless configured."""
 
     def __init__(self, client: SQSClient, *, name: str, url: str | None = None) -> None:
         self._sqs = client
@@ -52,13 +54,25 @@ class JobQueue:
     def url(self) -> str:
         """The queue URL (looked up on first use)."""
         if self._url is None:
-            self._url = self._sqs.get_queue_url(QueueName=self._name)["QueueUrl"]
+            try:
+                self._url = self._sqs.get_queue_url(QueueName=self._name)["QueueUrl"]
+            except ClientError as exc:
+                raise TransientError(f"SQS queue {self._name} not found: {exc}") from exc
         return self._url
+
+    def send_body(self, body: str, *, delay_s: int = 0) -> None:
+        """Send one message, visible after ``delay_s`` seconds (at most 900)."""
+        try:
+            self._sqs.send_message(
+                QueueUrl=self.url, MessageBody=body, DelaySeconds=min(MAX_DELAY_S, max(0, delay_s))
+            )
+        except ClientError as exc:
+            raise TransientError(f"SQS send failed: {exc}") from exc
+
+
+class JobQueue(Queue):
+    """The jobs queue."""
 
     def send(self, job_id: str, *, generation: int = 0) -> None:
         """Queue one job for classification."""
-        body = JobMessage(job_id=job_id, generation=generation).to_body()
-        try:
-            self._sqs.send_message(QueueUrl=self.url, MessageBody=body)
-        except ClientError as exc:
-            raise TransientError(f"SQS send failed: {exc}") from exc
+        self.send_body(JobMessage(job_id=job_id, generation=generation).to_body())

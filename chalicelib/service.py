@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib import telemetry
 from chalicelib.classifier import Classifier, ModelInfo
 from chalicelib.errors import (
+    AppError,
     BadRequest,
     Conflict,
     NotFound,
@@ -23,6 +25,7 @@ from chalicelib.errors import (
     TransientError,
 )
 from chalicelib.images import decoded_pixels, inspect, to_model_input
+from chalicelib.ingest import StoredObject, objects_in
 from chalicelib.jobs import (
     Job,
     JobPage,
@@ -37,8 +40,10 @@ from chalicelib.notify import EventPublisher
 from chalicelib.overlap import Budget, Overlap
 from chalicelib.queue import JobMessage, JobQueue
 from chalicelib.settings import Settings
-from chalicelib.storage import ImageStore
+from chalicelib.storage import ImageStore, results_key
 from chalicelib.submission import parse_submission
+from chalicelib.tenants import TenantStore
+from chalicelib.webhooks import Resolver, system_resolver, vet_url
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +96,16 @@ class _Prepared:
     predictions: list[dict[str, Any]] = field(default_factory=list)
 
 
+_DELIVERY_FIELDS = (
+    "target", "url", "event_type", "state", "attempts", "last_status", "last_error",
+    "next_attempt_at", "updated_at",
+)  # fmt: skip
+
+
+def _delivery_view(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: record.get(k) for k in _DELIVERY_FIELDS}
+
+
 def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
@@ -108,7 +123,9 @@ class JobService:
         publisher: EventPublisher,
         classifier: Callable[[], Classifier],
         model_info: ModelInfo,
+        tenants: TenantStore,
         rng: random.Random | None = None,
+        resolve: Resolver = system_resolver,
     ) -> None:
         self.settings = settings
         self._repo = repo
@@ -117,9 +134,26 @@ class JobService:
         self._publisher = publisher
         self._classifier = classifier
         self.model_info = model_info
+        self._tenants = tenants
+        self._resolve = resolve
         self._rng = rng or random.Random(settings.fault_seed)
         self._overlap = Overlap(settings.classify_workers)
         self._decode_budget = Budget(settings.decode_budget_pixels)
+
+    @property
+    def repo(self) -> JobRepository:
+        """The job records."""
+        return self._repo
+
+    @property
+    def store(self) -> ImageStore:
+        """The images."""
+        return self._store
+
+    @property
+    def tenants(self) -> TenantStore:
+        """Per-tenant records."""
+        return self._tenants
 
     # --- API side -------------------------------------------------------------------------
 
@@ -132,6 +166,30 @@ class JobService:
         query: Mapping[str, str],
         idempotency_key: str | None = None,
     ) -> Job:
+        """Parse a ``POST /jobs`` request and create its job."""
+        submission = parse_submission(
+            content_type=content_type,
+            body=body,
+            query=query,
+            max_bytes=self.settings.max_image_bytes,
+        )
+        return self.create_job(
+            owner=owner,
+            data=submission.data,
+            webhook_url=submission.webhook_url,
+            idempotency_key=idempotency_key,
+        )
+
+    def create_job(
+        self,
+        *,
+        owner: str,
+        data: bytes,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+        batch_id: str | None = None,
+        filename: str | None = None,
+    ) -> Job:
         """Check the image at the door, store it, record the job PENDING and queue it.
 
         With an ``Idempotency-Key`` the job id is derived from (tenant, key): a repeated request
@@ -140,38 +198,113 @@ class JobService:
         a 409.
         """
         s = self.settings
-        submission = parse_submission(
-            content_type=content_type, body=body, query=query, max_bytes=s.max_image_bytes
-        )
-        info = inspect(submission.data, max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+        info = inspect(data, max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+        if webhook_url:
+            vet_url(webhook_url, allow_hosts=s.webhook_allow_hosts, resolve=self._resolve)
         key = _check_idempotency_key(idempotency_key)
         job_id = idempotent_job_id(owner, key) if key else new_job_id()
-        now = utc_now()
-        job = Job(
-            job_id=job_id,
+        job = self._new_job(
             owner=owner,
-            status=JobStatus.PENDING,
-            created_at=now,
-            updated_at=now,
+            job_id=job_id,
             s3_key=ImageStore.key_for(owner, job_id),
             content_type=info.content_type,
-            size_bytes=len(submission.data),
-            webhook_url=submission.webhook_url,
-            image_sha256=hashlib.sha256(submission.data).hexdigest(),
+            data=data,
+            webhook_url=webhook_url or None,
             idempotency_key=key,
+            batch_id=batch_id,
+            filename=filename,
         )
         if key:
             existing = self._repo.get(job_id)
             if existing is not None:
                 return self._replay(existing, job)
         # Image first, then record, then message: a message never points at nothing.
-        self._store.put(job.s3_key, submission.data, info.content_type)
+        self._store.put(job.s3_key, data, info.content_type)
         if not self._repo.create(job):  # a concurrent request with the same key won
             existing = self._repo.get(job_id)
             assert existing is not None
             return self._replay(existing, job)
         self._enqueue(job)
+        telemetry.count("jobs_submitted", source=job.source)
         log.info("job submitted", extra={"job_id": job_id, "tenant": owner})
+        return job
+
+    def _new_job(
+        self, *, owner: str, job_id: str, s3_key: str, content_type: str, data: bytes, **extra: Any
+    ) -> Job:
+        now = utc_now()
+        return Job(
+            job_id=job_id,
+            owner=owner,
+            status=JobStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            s3_key=s3_key,
+            content_type=content_type,
+            size_bytes=len(data),
+            image_sha256=hashlib.sha256(data).hexdigest(),
+            expires_at=int(time.time()) + self.settings.retention_days * 86400,
+            **extra,
+        )
+
+    def ingest(self, messages: Sequence[QueueMessage]) -> list[str]:
+        """S3 notifications (through SQS): make the jobs; return the ids SQS should retry."""
+        failed = []
+        for message in messages:
+            try:
+                for obj in objects_in(message.body):
+                    self.ingest_object(obj)
+            except Exception:
+                log.exception("ingest failed; SQS will retry", extra={"id": message.message_id})
+                failed.append(message.message_id)
+        return failed
+
+    def ingest_object(self, obj: StoredObject) -> Job | None:
+        """Make (once) the job for an image that arrived in the bucket, and queue it.
+
+        The job id comes from the object (see ``chalicelib.ingest``), so a repeated S3 event
+        finds the job it made before; it is queued again only if it is still PENDING. An object
+        that is not an image we accept becomes a FAILED job with the reason, so its uploader
+        learns why.
+        """
+        existing = self._repo.get(obj.job_id)
+        if existing is not None:
+            if existing.status is JobStatus.PENDING:
+                self._enqueue(existing)
+            return existing
+        s = self.settings
+        try:
+            data = self._store.get(obj.key)
+        except PermanentJobError:
+            log.warning("object gone before it was ingested", extra={"key": obj.key})
+            return None
+        error: AppError | None = None
+        content_type = "application/octet-stream"
+        try:
+            info = inspect(data, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
+            content_type = info.content_type
+        except AppError as exc:
+            error = exc
+        job = self._new_job(
+            owner=obj.tenant,
+            job_id=obj.job_id,
+            s3_key=obj.key,
+            content_type=content_type,
+            data=data,
+            source=obj.source,
+            filename=obj.filename,
+        )
+        if error is not None:
+            job.status = JobStatus.FAILED
+            job.error = {"code": error.code, "message": error.message}
+        if not self._repo.create(job):  # a concurrent delivery of the same event won
+            return self._repo.get(obj.job_id)
+        if error is not None:
+            self._publish(job)
+        else:
+            self._enqueue(job)
+        telemetry.count("jobs_submitted", source=job.source)
+        log.info("object ingested", extra={"job_id": job.job_id, "tenant": obj.tenant})
         return job
 
     def _replay(self, existing: Job, requested: Job) -> Job:
@@ -209,6 +342,27 @@ class JobService:
         self._enqueue(retried)
         log.info("job retried", extra={"job_id": job_id, "tenant": owner})
         return retried
+
+    def delete(self, *, owner: str, job_id: str) -> None:
+        """Remove the caller's job: its image, its result file, its delivery records, its record."""
+        job = self.get(owner=owner, job_id=job_id)
+        self._store.delete(job.s3_key)
+        if job.source == "s3" and job.filename:
+            self._store.delete(results_key(job.owner, job.filename))
+        for delivery in self._tenants.query(f"JOB#{job_id}", "DELIVERY#"):
+            self._tenants.delete(f"JOB#{job_id}", f"DELIVERY#{delivery['target']}")
+        self._repo.delete(job_id)
+        log.info("job deleted", extra={"job_id": job_id, "tenant": owner})
+
+    def view(self, *, owner: str, job_id: str) -> dict[str, Any]:
+        """The caller's job as the API shows it: with an image URL and its webhook deliveries."""
+        job = self.get(owner=owner, job_id=job_id)
+        deliveries = self._tenants.query(f"JOB#{job_id}", "DELIVERY#")
+        return {
+            **job.to_api(),
+            "image_url": self.image_url(job),
+            "webhooks": [_delivery_view(d) for d in deliveries],
+        }
 
     def get(self, *, owner: str, job_id: str) -> Job:
         """The caller's job; 404 for malformed ids, unknown ids and other tenants' jobs."""

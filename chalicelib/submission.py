@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
-from urllib.parse import urlsplit
+from typing import Any
 
 from chalicelib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-
-MAX_URL_LENGTH = 2048
 
 
 @dataclass(frozen=True)
@@ -34,16 +32,13 @@ def _media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def validate_webhook_url(url: str | None) -> str | None:
-    """Basic shape check of a webhook URL (absolute http/https, bounded length)."""
+def _webhook(url: object) -> str | None:
+    """A webhook URL as given (vetted later, by the service), or None."""
     if url is None or url == "":
         return None
-    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
-        raise BadRequest("webhook_url must be a URL string", code="invalid_webhook_url")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest("webhook_url must be an absolute http(s) URL", code="invalid_webhook_url")
-    return url
+    if not isinstance(url, str):
+        raise BadRequest("webhook_url must be a string", code="invalid_webhook_url")
+    return url.strip()
 
 
 def parse_submission(
@@ -66,7 +61,7 @@ def parse_submission(
         )
     webhook = query.get("webhook_url")
     if media.startswith("image/") or media == "application/octet-stream":
-        return Submission(data=body, webhook_url=validate_webhook_url(webhook))
+        return Submission(data=body, webhook_url=_webhook(webhook))
     if media == "multipart/form-data":
         return _parse_multipart(content_type, body, webhook)
     if media == "application/json":
@@ -78,13 +73,19 @@ def parse_submission(
     )
 
 
-def _parse_json(body: bytes, webhook: str | None) -> Submission:
+def json_object(body: bytes) -> dict[str, Any]:
+    """A JSON object request body (empty counts as ``{}``); 400 ``invalid_json`` otherwise."""
     try:
-        doc = json.loads(body)
+        doc = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("the body is not valid JSON", code="invalid_json") from exc
     if not isinstance(doc, dict):
         raise BadRequest("the JSON body must be an object", code="invalid_json")
+    return doc
+
+
+def _parse_json(body: bytes, webhook: str | None) -> Submission:
+    doc = json_object(body)
     encoded = doc.get("image_base64")
     if not isinstance(encoded, str) or not encoded:
         raise BadRequest("image_base64 (a base64 string) is required", code="missing_image")
@@ -95,31 +96,56 @@ def _parse_json(body: bytes, webhook: str | None) -> Submission:
     except (binascii.Error, ValueError) as exc:
         raise BadRequest("image_base64 is not valid base64", code="invalid_base64") from exc
     json_webhook = doc.get("webhook_url", webhook)
-    if json_webhook is not None and not isinstance(json_webhook, str):
-        raise BadRequest("webhook_url must be a string", code="invalid_webhook_url")
-    return Submission(data=data, webhook_url=validate_webhook_url(json_webhook))
+    return Submission(data=data, webhook_url=_webhook(json_webhook))
 
 
-def _parse_multipart(content_type: str, body: bytes, webhook: str | None) -> Submission:
-    if "boundary=" not in content_type:
-        raise BadRequest("multipart body without a boundary", code="invalid_multipart")
+@dataclass(frozen=True)
+class FilePart:
+    """One file of a multipart body."""
+
+    data: bytes
+    filename: str | None
+
+
+@dataclass(frozen=True)
+class Form:
+    """A multipart body: its files by field name, and its text fields."""
+
+    files: dict[str, list[FilePart]]
+    fields: dict[str, str]
+
+
+def parse_form(content_type: str, body: bytes) -> Form:
+    """Parse ``multipart/form-data``; raises 400 ``invalid_multipart`` when it cannot."""
+    if _media_type(content_type) != "multipart/form-data" or "boundary=" not in content_type:
+        raise BadRequest("send multipart/form-data with a boundary", code="invalid_multipart")
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
     message = BytesParser(policy=HTTP).parsebytes(head + body)
     if not message.is_multipart():
         raise BadRequest("the multipart body cannot be parsed", code="invalid_multipart")
-    image: bytes | None = None
+    files: dict[str, list[FilePart]] = {}
+    fields: dict[str, str] = {}
     for part in message.iter_parts():
         name = _field_name(part)
         payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
+        if name is None or not isinstance(payload, bytes):
             continue
-        if name == "image" and image is None:
-            image = payload
-        elif name == "webhook_url":
-            webhook = payload.decode("utf-8", errors="replace").strip()
-    if image is None:
+        filename = part.get_filename()
+        if filename is not None or part.get_content_type() != "text/plain":
+            files.setdefault(name, []).append(FilePart(payload, filename))
+        else:
+            fields.setdefault(name, payload.decode("utf-8", errors="replace").strip())
+    return Form(files=files, fields=fields)
+
+
+def _parse_multipart(content_type: str, body: bytes, webhook: str | None) -> Submission:
+    form = parse_form(content_type, body)
+    images = form.files.get("image")
+    if not images:
         raise BadRequest("the multipart body has no 'image' file field", code="missing_image")
-    return Submission(data=image, webhook_url=validate_webhook_url(webhook))
+    return Submission(
+        data=images[0].data, webhook_url=_webhook(form.fields.get("webhook_url", webhook))
+    )
 
 
 def _field_name(part: Message) -> str | None:

@@ -1,7 +1,9 @@
 """Create the service's AWS resources on an emulator (moto's server, LocalStack); idempotent.
 
-The same names and settings as the deployed stack: a private bucket, the jobs table with its
-owner index, the jobs queue with its dead-letter queue, and the job-events topic.
+The same names and settings as the deployed stack: a private bucket whose uploads and bulk drops
+notify the ingest queue, the jobs table with its owner index and the tenants table (both with
+TTL), the jobs, ingest and webhooks queues with their dead-letter queues, and the job-events
+topic.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import AwsClients
 from chalicelib.jobs import OWNER_INDEX
-from chalicelib.settings import Settings
+from chalicelib.settings import (
+    INCOMING_PREFIX,
+    INGEST_QUEUE_NAME,
+    UPLOADS_PREFIX,
+    Settings,
+)
 
 MAX_RECEIVE_COUNT = 5
 
@@ -30,6 +37,9 @@ class Resources:
     jobs_queue_arn: str
     dlq_url: str
     topic_arn: str
+    tenants_table: str
+    ingest_queue_url: str
+    webhooks_queue_url: str
 
     def env(self) -> dict[str, str]:
         """Environment variables that point the app at these resources."""
@@ -38,6 +48,8 @@ class Resources:
             "JOBS_TABLE": self.table,
             "JOBS_QUEUE_URL": self.jobs_queue_url,
             "JOB_EVENTS_TOPIC_ARN": self.topic_arn,
+            "TENANTS_TABLE": self.tenants_table,
+            "WEBHOOKS_QUEUE_URL": self.webhooks_queue_url,
         }
 
 
@@ -64,27 +76,50 @@ def _bucket(aws: AwsClients, name: str, region: str) -> None:
     )
 
 
-def _table(aws: AwsClients, name: str) -> None:
+def _bucket_events(aws: AwsClients, bucket: str, queue_arn: str) -> None:
+    """Uploads and bulk drops announce themselves on the ingest queue; browsers may POST."""
+    aws.s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "Id": f"ingest-{prefix.rstrip('/')}",
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                }
+                for prefix in (UPLOADS_PREFIX, INCOMING_PREFIX)
+            ]
+        },
+    )
+    aws.s3.put_bucket_cors(
+        Bucket=bucket,
+        CORSConfiguration={
+            "CORSRules": [
+                {
+                    "AllowedMethods": ["POST", "GET"],
+                    "AllowedOrigins": ["*"],
+                    "AllowedHeaders": ["*"],
+                    "MaxAgeSeconds": 3000,
+                }
+            ]
+        },
+    )
+
+
+def _table(aws: AwsClients, name: str, *, keys: list[tuple[str, str]], **extra: Any) -> None:
+    attributes = {attr for attr, _ in keys}
+    for index in extra.get("GlobalSecondaryIndexes", []):
+        attributes |= {k["AttributeName"] for k in index["KeySchema"]}
     try:
         aws.dynamodb.create_table(
             TableName=name,
             BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[
-                {"AttributeName": "job_id", "AttributeType": "S"},
-                {"AttributeName": "owner", "AttributeType": "S"},
-                {"AttributeName": "created_at", "AttributeType": "S"},
+                {"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)
             ],
-            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": OWNER_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": "owner", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
+            KeySchema=[{"AttributeName": a, "KeyType": kind} for a, kind in keys],  # type: ignore[typeddict-item]
+            **extra,
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
@@ -94,6 +129,28 @@ def _table(aws: AwsClients, name: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"table {name} did not become ACTIVE")
         time.sleep(0.5)
+    aws.dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+
+
+def _tables(aws: AwsClients, settings: Settings) -> None:
+    _table(
+        aws,
+        settings.table,
+        keys=[("job_id", "HASH")],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": OWNER_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "owner", "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    _table(aws, settings.tenants_table, keys=[("pk", "HASH"), ("sk", "RANGE")])
 
 
 def _queue(aws: AwsClients, name: str, attributes: dict[str, str]) -> tuple[str, str]:
@@ -106,25 +163,37 @@ def _queue(aws: AwsClients, name: str, attributes: dict[str, str]) -> tuple[str,
     return url, arn
 
 
+def _queue_with_dlq(
+    aws: AwsClients, name: str, *, visibility_timeout_s: int
+) -> tuple[str, str, str]:
+    """A queue whose messages move to ``<name>-dlq`` after ``MAX_RECEIVE_COUNT`` receives."""
+    dlq_url, dlq_arn = _queue(aws, f"{name}-dlq", {"MessageRetentionPeriod": str(14 * 24 * 3600)})
+    redrive: dict[str, Any] = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+    url, arn = _queue(
+        aws,
+        name,
+        {"VisibilityTimeout": str(visibility_timeout_s), "RedrivePolicy": json.dumps(redrive)},
+    )
+    return url, arn, dlq_url
+
+
 def bootstrap(
     settings: Settings, *, visibility_timeout_s: int, aws: AwsClients | None = None
 ) -> Resources:
     """Create (or update) every resource and return where they are."""
     aws = aws or AwsClients(settings)
     _bucket(aws, settings.bucket, settings.region)
-    _table(aws, settings.table)
-    dlq_url, dlq_arn = _queue(
-        aws, f"{settings.jobs_queue}-dlq", {"MessageRetentionPeriod": str(14 * 24 * 3600)}
+    _tables(aws, settings)
+    queue_url, queue_arn, dlq_url = _queue_with_dlq(
+        aws, settings.jobs_queue, visibility_timeout_s=visibility_timeout_s
     )
-    redrive: dict[str, Any] = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
-    queue_url, queue_arn = _queue(
-        aws,
-        settings.jobs_queue,
-        {
-            "VisibilityTimeout": str(visibility_timeout_s),
-            "RedrivePolicy": json.dumps(redrive),
-        },
+    ingest_url, ingest_arn, _ = _queue_with_dlq(
+        aws, INGEST_QUEUE_NAME, visibility_timeout_s=visibility_timeout_s
     )
+    webhooks_url, _, _ = _queue_with_dlq(
+        aws, settings.webhooks_queue, visibility_timeout_s=visibility_timeout_s
+    )
+    _bucket_events(aws, settings.bucket, ingest_arn)
     topic_arn = aws.sns.create_topic(Name=settings.topic_name)["TopicArn"]
     return Resources(
         bucket=settings.bucket,
@@ -133,4 +202,7 @@ def bootstrap(
         jobs_queue_arn=queue_arn,
         dlq_url=dlq_url,
         topic_arn=topic_arn,
+        tenants_table=settings.tenants_table,
+        ingest_queue_url=ingest_url,
+        webhooks_queue_url=webhooks_url,
     )

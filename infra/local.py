@@ -10,6 +10,7 @@ concurrency and ``ReportBatchItemFailures`` all honoured. With ``AWS_ENDPOINT_UR
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,6 +91,34 @@ def sqs_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str) ->
     return {"Records": records}
 
 
+def sns_event(messages: list[dict[str, Any]], *, subscription_arn: str) -> dict[str, Any]:
+    """The event SNS hands a subscribed function, from SNS envelopes that reached an SQS queue."""
+    records = []
+    for m in messages:
+        envelope = json.loads(m["Body"])
+        records.append(
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription_arn,
+                "Sns": {
+                    "Type": envelope.get("Type", "Notification"),
+                    "MessageId": envelope["MessageId"],
+                    "TopicArn": envelope["TopicArn"],
+                    "Subject": envelope.get("Subject"),
+                    "Message": envelope["Message"],
+                    "Timestamp": envelope.get("Timestamp", ""),
+                    "SignatureVersion": envelope.get("SignatureVersion", "1"),
+                    "Signature": envelope.get("Signature", ""),
+                    "SigningCertUrl": envelope.get("SigningCertURL", ""),
+                    "UnsubscribeUrl": envelope.get("UnsubscribeURL", ""),
+                    "MessageAttributes": envelope.get("MessageAttributes", {}),
+                },
+            }
+        )
+    return {"Records": records}
+
+
 @dataclass
 class PollerStats:
     """Counters a test or benchmark can read."""
@@ -125,6 +155,7 @@ class SqsPoller(threading.Thread):
         timeout_s: int,
         memory_mb: int,
         stop: threading.Event,
+        build_event: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(name=f"sqs-{function_name}", daemon=True)
         self._sqs = sqs
@@ -138,6 +169,9 @@ class SqsPoller(threading.Thread):
         self._timeout_s = timeout_s
         self._memory_mb = memory_mb
         self._stop_event = stop
+        self._build_event = build_event or functools.partial(
+            sqs_event, queue_arn=queue_arn, region=region
+        )
         self.stats = PollerStats()
 
     def _receive(self, count: int, wait_s: int) -> list[dict[str, Any]]:
@@ -167,7 +201,7 @@ class SqsPoller(threading.Thread):
         return batch
 
     def _invoke(self, batch: list[dict[str, Any]]) -> None:
-        event = sqs_event(batch, queue_arn=self._arn, region=self._region)
+        event = self._build_event(batch)
         context = LambdaContext(
             self._function, timeout_s=self._timeout_s, memory_mb=self._memory_mb
         )
@@ -262,6 +296,7 @@ class LocalRuntime:
         self.stop_event = threading.Event()  # pollers in use stop when it is set
         self.pollers: list[SqsPoller] = []
         self.resources: Resources | None = None
+        self.seeded_keys: dict[str, str] = {}
         self._emulator: Any = None
         self._http: Any = None
         self._http_thread: threading.Thread | None = None
@@ -272,6 +307,8 @@ class LocalRuntime:
         for key, value in config_environment(config).items():
             os.environ.setdefault(key, str(value))
         os.environ.setdefault("API_KEYS", f"{LOCAL_TENANT}:{LOCAL_API_KEY}")
+        # EMF blobs are for CloudWatch; locally the same counters are at GET /metrics.
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         if not os.environ.get("AWS_ENDPOINT_URL") and not os.environ.get("LOCALSTACK_HOST"):
             from moto.server import ThreadedMotoServer
 
@@ -301,6 +338,18 @@ class LocalRuntime:
         settings = Settings.from_env()
         self.resources = bootstrap(settings, visibility_timeout_s=self.visibility_timeout_s)
         os.environ.update(self.resources.env())
+
+        from chalicelib.aws import AwsClients
+        from chalicelib.keys import KeyStore
+        from chalicelib.tenants import TenantStore
+
+        # API_KEYS seeds the tenants table, hashed; the app then knows keys only from there, so
+        # `python -m infra.keys revoke` works on them as on any other key.
+        store = TenantStore(AwsClients(settings).dynamodb, self.resources.tenants_table)
+        KeyStore(store).seed(settings.api_keys)
+        self.seeded_keys = dict(settings.api_keys)
+        os.environ.pop("API_KEYS", None)
+
         app = _import_app()
         self._start_http(app, config)
         self._app, self._config = app, config
@@ -308,7 +357,7 @@ class LocalRuntime:
             self.start_pollers()
 
     def start_pollers(self) -> None:
-        """Start the SQS pollers (``start()`` does, unless built with ``poll=False``)."""
+        """Start the SQS pollers and SNS deliveries (``start()`` does, unless ``poll=False``)."""
         from chalicelib.aws import AwsClients
 
         if self._app is None or self.pollers:
@@ -316,8 +365,11 @@ class LocalRuntime:
         self.stop_event = threading.Event()
         clients = AwsClients(Settings.from_env())
         for source in self._app.event_sources:
-            if type(source).__name__ == "SQSEventConfig":
+            kind = type(source).__name__
+            if kind == "SQSEventConfig":
                 self._start_sqs_pollers(self._app, self._config, source, clients)
+            elif kind == "SNSEventConfig":
+                self._start_sns_delivery(self._app, self._config, source, clients)
 
     def _start_http(self, app: Chalice, config: dict[str, Any]) -> None:
         from chalice.config import Config
@@ -331,6 +383,11 @@ class LocalRuntime:
             function_name="api_handler",
         )
         self._http = create_local_server(app, chalice_cfg, self.host, self.port)
+        # Chalice's handler knows the methods API Gateway routes; answer any other (TRACE,
+        # QUERY, …) with a JSON 405 as API Gateway refuses them, not http.server's HTML 501.
+        self._http.server.RequestHandlerClass = functools.partial(
+            _request_handler(), app_object=app, config=chalice_cfg
+        )
         self.port = self._http.server.server_address[1]
         self._http_thread = threading.Thread(
             target=self._http.server.serve_forever, name="http", daemon=True
@@ -371,6 +428,53 @@ class LocalRuntime:
             concurrency,
         )
 
+    def _start_sns_delivery(
+        self, app: Chalice, config: dict[str, Any], source: Any, clients: Any
+    ) -> None:
+        """SNS → function: an SQS queue subscribed to the topic stands in for SNS's own delivery.
+
+        Lambda retries a failed asynchronous invocation twice; here a failed message is received
+        three times, then lands in the queue's DLQ instead of vanishing.
+        """
+        name = source.name
+        topic_arn = clients.sns.create_topic(Name=source.topic)["TopicArn"]
+        sqs = clients.sqs
+        dlq_url = sqs.create_queue(QueueName=f"local-sns-{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})
+        url = sqs.create_queue(
+            QueueName=f"local-sns-{name}",
+            Attributes={
+                "VisibilityTimeout": str(self.visibility_timeout_s),
+                "RedrivePolicy": redrive,
+            },
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        subscription = clients.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+        poller = SqsPoller(
+            sqs=sqs,
+            queue_url=url,
+            queue_arn=arn,
+            region=os.environ["AWS_DEFAULT_REGION"],
+            handler=app.handler_map[name],
+            function_name=name,
+            batch_size=1,  # SNS invokes a function with one record
+            window_s=0,
+            timeout_s=int(function_setting(config, name, "lambda_timeout", 60)),
+            memory_mb=int(function_setting(config, name, "lambda_memory_size", 128)),
+            stop=self.stop_event,
+            build_event=functools.partial(
+                sns_event, subscription_arn=subscription["SubscriptionArn"]
+            ),
+        )
+        poller.start()
+        self.pollers.append(poller)
+        log.info("%s: subscribed to %s", name, source.topic)
+
     @property
     def url(self) -> str:
         """Where the API listens."""
@@ -391,6 +495,55 @@ class LocalRuntime:
             self._http.server.server_close()
         if self._emulator is not None:
             self._emulator.stop()
+
+
+def _request_handler() -> type:
+    from chalice.local import ChaliceRequestHandler
+
+    class RequestHandler(ChaliceRequestHandler):
+        """Chalice's local handler, plus ``GET /metrics`` (Prometheus text: every handler runs in
+        this process, so its counters are the whole service's) and a JSON 405 for methods no
+        route can have."""
+
+        def _method_not_allowed(self) -> None:
+            # Read what the client sent, or its leftover bytes would start the next request on
+            # this keep-alive connection; and close it anyway.
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.close_connection = True
+            body = json.dumps(
+                {
+                    "error": {
+                        "code": "method_not_allowed",
+                        "message": f"{self.command} is not supported",
+                    }
+                }
+            ).encode()
+            self.send_response(405)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if self.path.split("?", 1)[0] != "/metrics":
+                super().do_GET()
+                return
+            from chalicelib.telemetry import REGISTRY
+
+            body = REGISTRY.prometheus().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def __getattr__(self, name: str) -> Any:
+            # http.server looks up do_<METHOD>; any method Chalice has no handler for lands here.
+            if name.startswith("do_"):
+                return self._method_not_allowed
+            raise AttributeError(name)
+
+    return RequestHandler
 
 
 def _ensure_free(port: int, setting: str) -> None:
@@ -448,13 +601,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         runtime.stop()
         return 1
-    keys = os.environ["API_KEYS"]
-    print(f"AWS emulator: {os.environ['AWS_ENDPOINT_URL']}", flush=True)
+    # With LOCALSTACK_HOST alone there is no AWS_ENDPOINT_URL: ask localstack-client where it went.
+    from localstack_client.config import get_service_endpoint
+
+    print(f"AWS emulator: {get_service_endpoint('s3')}", flush=True)
     print(f"API and web page: {runtime.url}", flush=True)
-    if keys == f"{LOCAL_TENANT}:{LOCAL_API_KEY}":
+    if runtime.seeded_keys == {LOCAL_API_KEY: LOCAL_TENANT}:
         print(f"API key (tenant '{LOCAL_TENANT}'): {LOCAL_API_KEY}", flush=True)
     print(f"ready on {runtime.url}", flush=True)
-    stop.wait()
+    # Wait in short slices: when the kernel hands SIGINT to another thread, Python only runs
+    # the handler once the main thread executes bytecode again, which an untimed wait never
+    # does (Ctrl-C was then lost now and again).
+    while not stop.wait(0.5):
+        pass
     print("stopping...", flush=True)
     runtime.stop()
     print("stopped", flush=True)

@@ -35,4 +35,4 @@ def encode(img: Image.Image, fmt: str, **params: object) -> bytes:
 
 def cat_jpeg(**params: object) -> bytes:
     """The cat photo as a JPEG."""
-    return encode(Image.open(CAT).convert("RGB"), "JPEG", quality=90, **params)
+    return encode(Image.open(CAT).convert("RGB"), "JPEG", **{"quality": 90, **params})

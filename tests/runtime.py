@@ -35,7 +35,16 @@ class Runtime:
 
     def get(self, path: str) -> Any:
         """GET ``path`` with the key; the decoded JSON body."""
-        return requests.get(f"{self.url}{path}", headers=self.headers(), timeout=30).json()
+        try:
+            return requests.get(f"{self.url}{path}", headers=self.headers(), timeout=30).json()
+        except requests.ConnectionError as exc:
+            raise AssertionError(self.postmortem()) from exc
+
+    def postmortem(self) -> str:
+        """Why the runtime may not be answering: its exit code and the end of its output."""
+        code = self.process.poll()
+        state = "still running" if code is None else f"exited with {code}"
+        return f"the local runtime is {state}; its last output:\n" + "".join(self.output[-60:])
 
     def aws(self, service: str) -> Any:
         """A boto3 client for the runtime's emulator."""

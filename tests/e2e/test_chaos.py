@@ -150,7 +150,10 @@ def submit_all(rt: Runtime) -> dict[str, str]:
         return resp.json()["job_id"], name
 
     with ThreadPoolExecutor(4) as pool:
-        return dict(pool.map(post, names))
+        try:
+            return dict(pool.map(post, names))
+        except requests.ConnectionError as exc:
+            raise AssertionError(rt.postmortem()) from exc
 
 
 def test_chaos_loses_nothing_and_never_processes_twice(

@@ -11,12 +11,48 @@ import pytest
 from chalicelib.aws import AwsClients
 from chalicelib.service import JobService
 from chalicelib.settings import Settings
-from chalicelib.wiring import build_service, set_service
+from chalicelib.webhooks import DeliveryResult
+from chalicelib.wiring import build_service, services_around, set_service, set_services
 from infra.bootstrap import Resources, bootstrap
 from infra.local import sqs_event
 
 KEY_A = "tenant-a-key-0123456789"
 KEY_B = "tenant-b-key-0123456789"
+
+# What the fake DNS knows: public names, and names that point somewhere they must not.
+DNS = {
+    "example.com": ["93.184.215.14"],
+    "hooks.example.org": ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
+    "intranet.example.com": ["10.1.2.3"],
+    "metadata.example.com": ["169.254.169.254"],
+    "mapped.example.com": ["::ffff:127.0.0.1"],
+    "split.example.com": ["93.184.215.14", "192.168.0.10"],
+}
+
+
+def fake_resolve(host: str, port: int) -> list[str]:
+    """A resolver that answers from ``DNS`` (and for IP literals), like getaddrinfo would."""
+    import ipaddress
+
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    if host not in DNS:
+        raise OSError(f"[Errno -2] Name or service not known: {host}")
+    return DNS[host]
+
+
+class FakeSender:
+    """A webhook receiver stand-in: records every post and answers from a script."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, bytes, dict[str, str]]] = []
+        self.answers: list[DeliveryResult] = []  # consumed in order; then 200
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> DeliveryResult:
+        self.posts.append((url, body, headers))
+        return self.answers.pop(0) if self.answers else DeliveryResult(200)
 
 
 @dataclass
@@ -28,6 +64,7 @@ class Stack:
     resources: Resources
     service: JobService
     events_queue_url: str
+    sender: FakeSender
 
     def receive_jobs_event(self, max_messages: int = 10) -> dict[str, Any]:
         """Receive queued job messages as the Lambda SQS event (distinct message ids)."""
@@ -69,18 +106,20 @@ class Stack:
 def stack(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """Bootstrap the resources in moto and install a service wired to them."""
     monkeypatch.setenv("API_KEYS", f"a:{KEY_A},b:{KEY_B}")
+    monkeypatch.setenv("WEBHOOK_BASE_DELAY_SECONDS", "0")  # retries due at once
     settings = Settings.from_env()
     clients = AwsClients(settings)
     resources = bootstrap(settings, visibility_timeout_s=30, aws=clients)
     for name, value in resources.env().items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()
-    service = build_service(settings, clients)
+    service = build_service(settings, clients, resolve=fake_resolve)
     events_url = clients.sqs.create_queue(QueueName="test-job-events")["QueueUrl"]
     events_arn = clients.sqs.get_queue_attributes(QueueUrl=events_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
     clients.sns.subscribe(TopicArn=resources.topic_arn, Protocol="sqs", Endpoint=events_arn)
-    set_service(service)
-    yield Stack(settings, clients, resources, service, events_url)
+    sender = FakeSender()
+    set_services(services_around(service, clients, sender=sender, resolve=fake_resolve))
+    yield Stack(settings, clients, resources, service, events_url, sender)
     set_service(None)

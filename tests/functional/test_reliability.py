@@ -19,8 +19,9 @@ from chalicelib.queue import JobQueue
 from chalicelib.service import JobService
 from chalicelib.settings import Settings
 from chalicelib.storage import ImageStore
+from chalicelib.tenants import TenantStore
 from chalicelib.wiring import set_service
-from tests.functional.conftest import KEY_A, KEY_B, Stack
+from tests.functional.conftest import KEY_A, KEY_B, Stack, fake_resolve
 from tests.photos import CAT_CLASSES, COFFEE, cat_jpeg
 
 
@@ -63,6 +64,8 @@ def service_with(stack: Stack, **overrides: Any) -> JobService:
         ),
         "classifier": lambda: get_classifier(settings.model_dir),
         "model_info": read_model_info(settings.model_dir),
+        "tenants": TenantStore(stack.clients.dynamodb, settings.tenants_table),
+        "resolve": fake_resolve,
     }
     parts.update(overrides)
     service = JobService(**parts)

@@ -34,6 +34,9 @@ def names() -> set[str]:
         "PIL/__init__.py",
         "chalicelib/model/manifest.json",
         "chalicelib/model/labels.json",
+        "chalicelib/web/index.html",
+        "chalicelib/web/app.js",
+        "chalicelib/web/style.css",
     ],
 )
 def test_zip_contains(names: set[str], required: str) -> None:

@@ -1,0 +1,120 @@
+"""Batches: many images in one multipart request; each valid file becomes a job."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from typing import Any
+
+from chalicelib.errors import AppError, BadRequest, NotFound, PayloadTooLarge
+from chalicelib.jobs import JobRepository, JobStatus, utc_now
+from chalicelib.service import JobService
+from chalicelib.submission import parse_form
+from chalicelib.tenants import TenantStore, tenant_pk
+
+log = logging.getLogger(__name__)
+
+
+def is_batch_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a batch id."""
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+def batch_status(counts: Counter[JobStatus], total: int) -> str:
+    """``waiting`` (nothing started), ``processing``, ``completed`` or
+    ``completed_with_errors`` (every job finished, some FAILED)."""
+    done = counts[JobStatus.SUCCEEDED] + counts[JobStatus.FAILED]
+    if done == total:
+        return "completed_with_errors" if counts[JobStatus.FAILED] else "completed"
+    if counts[JobStatus.PENDING] == total:
+        return "waiting"
+    return "processing"
+
+
+class BatchService:
+    """Submit and follow batches; the jobs themselves are made by the ``JobService``."""
+
+    def __init__(self, *, jobs: JobService, repo: JobRepository, tenants: TenantStore) -> None:
+        self._jobs = jobs
+        self._repo = repo
+        self._tenants = tenants
+
+    def submit(self, *, owner: str, content_type: str, body: bytes) -> dict[str, Any]:
+        """Make a job of every valid ``images`` part; report the invalid ones, sink none."""
+        s = self._jobs.settings
+        limit = s.max_batch_images
+        if len(body) > s.max_image_bytes + 64 * 1024:  # binary parts: no base64 overhead
+            raise PayloadTooLarge(
+                f"the request body is {len(body)} bytes; a batch may carry at most "
+                f"{s.max_image_bytes} bytes (use POST /uploads for bigger images)",
+                code="batch_too_large",
+            )
+        form = parse_form(content_type, body)
+        files = form.files.get("images", [])
+        if not files:
+            raise BadRequest("send one multipart 'images' part per file", code="missing_images")
+        if len(files) > limit:
+            raise BadRequest(
+                f"a batch holds at most {limit} images; this one has {len(files)}",
+                code="too_many_images",
+            )
+        batch_id = uuid.uuid4().hex
+        job_ids: list[str] = []
+        rejected: list[dict[str, Any]] = []
+        for index, part in enumerate(files):
+            try:
+                job = self._jobs.create_job(
+                    owner=owner,
+                    data=part.data,
+                    webhook_url=form.fields.get("webhook_url"),
+                    batch_id=batch_id,
+                    filename=part.filename,
+                )
+            except AppError as exc:
+                if exc.code == "invalid_webhook_url":
+                    raise  # the same for every file: the request is wrong, not the file
+                rejected.append({"index": index, "filename": part.filename, **exc.to_dict()})
+                continue
+            job_ids.append(job.job_id)
+        if not job_ids:
+            reasons = "; ".join(f"#{r['index']}: {r['error']['message']}" for r in rejected)
+            raise BadRequest(
+                f"no file in the batch is an image we accept ({reasons})", code="no_valid_images"
+            )
+        self._tenants.put(
+            tenant_pk(owner),
+            f"BATCH#{batch_id}",
+            {
+                "batch_id": batch_id,
+                "created_at": utc_now(),
+                "job_ids": job_ids,
+                "rejected": rejected,
+            },
+        )
+        log.info("batch submitted", extra={"batch_id": batch_id, "jobs": len(job_ids)})
+        return {"batch_id": batch_id, "job_ids": job_ids, "rejected": rejected}
+
+    def get(self, *, owner: str, batch_id: str) -> dict[str, Any]:
+        """The caller's batch with its jobs and progress; 404 for anyone else's."""
+        record = (
+            self._tenants.get(tenant_pk(owner), f"BATCH#{batch_id}")
+            if is_batch_id(batch_id)
+            else None
+        )
+        if record is None:
+            raise NotFound(f"no batch {batch_id!r}", code="batch_not_found")
+        found = self._repo.get_many(list(record["job_ids"]))
+        jobs = [found[j] for j in record["job_ids"] if j in found]  # deleted jobs drop out
+        counts = Counter(job.status for job in jobs)
+        return {
+            "batch_id": batch_id,
+            "created_at": record["created_at"],
+            "status": batch_status(counts, len(jobs)),
+            "progress": {
+                "total": len(jobs),
+                **{status.value.lower(): counts[status] for status in JobStatus},
+            },
+            "rejected": record.get("rejected", []),
+            "jobs": [job.to_api() for job in jobs],
+        }

@@ -1,0 +1,236 @@
+"""A small command-line client: ``python -m chalicelib.cli classify PATH... [--wait]``.
+
+Submits image files (folders are searched recursively), using ``POST /jobs`` for images the API
+accepts directly and a presigned upload (``POST /uploads``) for bigger ones; with ``--wait`` it
+shows a progress bar until every job has finished, then prints the top label of each (or saves
+everything as JSON with ``--out``). Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+DIRECT_LIMIT = 4 * 1024 * 1024  # the API's default per-request image limit
+DEFAULT_URL = "http://127.0.0.1:8000"
+LOCAL_KEY = "local-dev-key-change-me"
+
+
+@dataclass
+class Item:
+    """One file and what became of it."""
+
+    path: Path
+    job_id: str | None = None
+    job: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        """PENDING…FAILED, or REJECTED when the API refused the file."""
+        return (
+            "REJECTED" if self.error and not self.job_id else str(self.job.get("status", "PENDING"))
+        )
+
+
+class Api:
+    """Just enough HTTP for the service's JSON API."""
+
+    def __init__(self, url: str, key: str, timeout_s: float = 60) -> None:
+        self.url = url.rstrip("/")
+        self.key = key
+        self.timeout = timeout_s
+
+    def call(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """(status, JSON body) of one request; HTTP errors are answers, not exceptions."""
+        request = urllib.request.Request(f"{self.url}{path}", data=body, method=method)
+        request.add_header("x-api-key", self.key)
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                return resp.status, json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                return exc.code, json.loads(exc.read() or b"{}")
+            except ValueError:
+                return exc.code, {"error": {"code": "http_error", "message": str(exc)}}
+
+
+def find_images(paths: Sequence[str]) -> list[Path]:
+    """The files named, and the images inside the folders named, in a stable order."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def _content_type(path: Path) -> str:
+    guessed = mimetypes.guess_type(path.name)[0]
+    return guessed if guessed and guessed.startswith("image/") else "application/octet-stream"
+
+
+def _form(
+    fields: dict[str, str], filename: str, data: bytes, content_type: str
+) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    out = b""
+    for name, value in fields.items():
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        out += value.encode() + b"\r\n"
+    out += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+    out += data + f"\r\n--{boundary}--\r\n".encode()
+    return out, f"multipart/form-data; boundary={boundary}"
+
+
+def _upload(api: Api, item: Item, data: bytes, content_type: str) -> None:
+    """The presigned route for images bigger than the API takes."""
+    status, answer = api.call(
+        "POST",
+        "/uploads",
+        json.dumps({"filename": item.path.name, "content_type": content_type}).encode(),
+        "application/json",
+    )
+    if status != 201:
+        item.error = answer.get("error", {}).get("message", f"HTTP {status}")
+        return
+    body, form_type = _form(answer["upload"]["fields"], item.path.name, data, content_type)
+    request = urllib.request.Request(answer["upload"]["url"], data=body, method="POST")
+    request.add_header("Content-Type", form_type)
+    try:
+        with urllib.request.urlopen(request, timeout=api.timeout):
+            item.job_id = answer["job_id"]
+    except urllib.error.URLError as exc:
+        item.error = f"upload failed: {exc}"
+
+
+def submit(api: Api, item: Item) -> None:
+    """Send one file; sets ``job_id`` or ``error``."""
+    try:
+        data = item.path.read_bytes()
+    except OSError as exc:
+        item.error = str(exc)
+        return
+    content_type = _content_type(item.path)
+    if len(data) <= DIRECT_LIMIT:
+        status, answer = api.call("POST", "/jobs", data, content_type)
+        if status == 202:
+            item.job_id = answer["job_id"]
+            return
+        if answer.get("error", {}).get("code") != "image_too_large":
+            item.error = answer.get("error", {}).get("message", f"HTTP {status}")
+            return
+    if content_type == "application/octet-stream":
+        item.error = "not an image file name the upload route accepts"
+        return
+    _upload(api, item, data, content_type)
+
+
+def _bar(done: int, total: int, failed: int, out: TextIO) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} done, {failed} failed")
+    out.flush()
+
+
+def wait(api: Api, items: list[Item], *, timeout_s: float, out: TextIO) -> None:
+    """Poll until every submitted job is SUCCEEDED or FAILED (or the time is up)."""
+    waiting = [i for i in items if i.job_id]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for item in waiting:
+            if item.job.get("status") not in ("SUCCEEDED", "FAILED"):
+                status, answer = api.call("GET", f"/jobs/{item.job_id}")
+                if status == 200:
+                    item.job = answer
+        finished = [i for i in waiting if i.status in ("SUCCEEDED", "FAILED")]
+        failed = sum(1 for i in items if i.status in ("FAILED", "REJECTED"))
+        _bar(len(finished), len(waiting), failed, out)
+        if len(finished) == len(waiting) or time.monotonic() > deadline:
+            out.write("\n")
+            return
+        time.sleep(0.5)
+
+
+def summary(items: list[Item]) -> Iterator[str]:
+    """One line per file: status and top label, or the reason it failed."""
+    for item in items:
+        top = (item.job.get("predictions") or [{}])[0]
+        if item.status == "SUCCEEDED":
+            detail = f"{top['label']} ({top['probability']:.3f})"
+        elif item.error or item.job.get("error"):
+            detail = item.error or item.job["error"]["message"]
+        else:
+            detail = f"job {item.job_id}"
+        yield f"{item.path}\t{item.status}\t{detail}"
+
+
+def classify(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """The ``classify`` command; exit code 0 when nothing was rejected or failed."""
+    api = Api(args.url, args.key)
+    items = [Item(path) for path in find_images(args.paths)]
+    if not items:
+        err.write("no image files found\n")
+        return 2
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda item: submit(api, item), items))
+    if args.wait:
+        wait(api, items, timeout_s=args.timeout, out=err)
+    for line in summary(items):
+        out.write(line + "\n")
+    if args.out:
+        records = [
+            {
+                "file": str(i.path),
+                "job_id": i.job_id,
+                "status": i.status,
+                "error": i.error,
+                "job": i.job or None,
+            }
+            for i in items
+        ]
+        Path(args.out).write_text(json.dumps(records, indent=2))
+    return 1 if any(i.status in ("FAILED", "REJECTED") for i in items) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.cli")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("classify", help="submit images (files or folders)")
+    run.add_argument("paths", nargs="+", metavar="PATH")
+    run.add_argument("--wait", action="store_true", help="wait for the results")
+    run.add_argument("--out", help="write every job as JSON to this file")
+    run.add_argument("--timeout", type=float, default=600, help="seconds to wait at most")
+    run.add_argument("--url", default=os.environ.get("IMGCLS_URL", DEFAULT_URL))
+    run.add_argument("--key", default=os.environ.get("IMGCLS_API_KEY", LOCAL_KEY))
+    args = parser.parse_args(argv)
+    return classify(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""API keys (hashed, revocable, never logged), the one key check, and tenant isolation."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from chalice.test import Client
+
+from app import PUBLIC_ROUTES, app
+from chalicelib.keys import CACHE_SECONDS, Authenticator, KeyStore, key_hash
+from chalicelib.tenants import TenantStore
+from infra.keys import main as keys_main
+from tests.functional.conftest import KEY_A, KEY_B, Stack
+from tests.photos import cat_jpeg
+
+PUBLIC = {
+    ("/health", "GET"),
+    ("/openapi.json", "GET"),
+    ("/docs", "GET"),
+    ("/", "GET"),
+    ("/static/{name}", "GET"),
+}
+# A URL that exists, for public routes with a parameter.
+PUBLIC_EXAMPLES = {"/static/{name}": "/static/app.js"}
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[Client]:
+    with Client(app) as c:
+        yield c
+
+
+@pytest.fixture
+def keys(stack: Stack) -> KeyStore:
+    return KeyStore(TenantStore(stack.clients.dynamodb, stack.settings.tenants_table))
+
+
+def every_route() -> list[tuple[str, str]]:
+    return sorted((path, method) for path, methods in app.routes.items() for method in methods)
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "0" * 32, path)
+
+
+@pytest.mark.parametrize(("path", "method"), [r for r in every_route() if r not in PUBLIC])
+def test_every_route_but_the_public_ones_needs_a_valid_key(
+    client: Client, path: str, method: str
+) -> None:
+    url = concrete(path)
+    call = getattr(client.http, method.lower())
+
+    missing = call(url, headers={"content-type": "application/json"}, body=b"{}")
+    wrong = call(url, headers={"x-api-key": "not-a-key-at-all-1234"}, body=b"{}")
+
+    assert (missing.status_code, json.loads(missing.body)["error"]["code"]) == (
+        401,
+        "missing_api_key",
+    )
+    assert (wrong.status_code, json.loads(wrong.body)["error"]["code"]) == (403, "invalid_api_key")
+
+
+def test_the_public_routes_need_no_key(client: Client) -> None:
+    assert PUBLIC_ROUTES == PUBLIC
+    for path, method in PUBLIC:
+        url = PUBLIC_EXAMPLES.get(path, path)
+        assert getattr(client.http, method.lower())(url).status_code == 200, url
+
+
+def test_created_keys_authenticate_and_are_stored_only_as_hashes(
+    client: Client, stack: Stack, keys: KeyStore
+) -> None:
+    issued = keys.create("carol")
+    key = issued["key"]
+
+    resp = client.http.post(
+        "/jobs", headers={"x-api-key": key, "content-type": "image/jpeg"}, body=cat_jpeg()
+    )
+
+    assert resp.status_code == 202
+    assert keys.list("carol") == [
+        {"key_id": issued["key_id"], "tenant": "carol", "created_at": issued["created_at"]}
+    ]
+    stored = json.dumps(
+        stack.clients.dynamodb.scan(TableName=stack.settings.tenants_table)["Items"]
+    )
+    assert key not in stored
+    assert key_hash(key) in stored
+
+
+def test_keys_never_reach_the_logs(
+    client: Client, keys: KeyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = keys.create("dave")["key"]
+    caplog.set_level(logging.DEBUG)
+    for headers in ({"x-api-key": key}, {"x-api-key": key + "x"}, {"x-api-key": KEY_A}):
+        client.http.post(
+            "/jobs", headers={**headers, "content-type": "image/jpeg"}, body=cat_jpeg()
+        )
+        client.http.get("/jobs", headers=headers)
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert caplog.records  # the logs were really captured
+    assert key not in text
+    assert KEY_A not in text
+
+
+def test_a_revoked_key_stops_working_once_its_cache_entry_expires(keys: KeyStore) -> None:
+    now = [1000.0]
+    auth = Authenticator(keys=keys, configured={}, clock=lambda: now[0])
+    issued = keys.create("erin")
+    assert auth.authenticate({"x-api-key": issued["key"]}) == "erin"
+
+    keys.revoke("erin", issued["key_id"])
+
+    assert auth.authenticate({"x-api-key": issued["key"]}) == "erin"  # cached, at most briefly
+    now[0] += CACHE_SECONDS + 1
+    with pytest.raises(Exception, match="not valid"):
+        auth.authenticate({"x-api-key": issued["key"]})
+    assert keys.list("erin") == []
+    with pytest.raises(Exception, match="no key"):
+        keys.revoke("erin", issued["key_id"])
+
+
+def test_seeding_is_idempotent_and_a_key_cannot_change_tenant(keys: KeyStore) -> None:
+    keys.seed({"seeded-key-0123456789": "frank"})
+    keys.seed({"seeded-key-0123456789": "frank"})
+    assert len(keys.list("frank")) == 1
+    with pytest.raises(Exception, match="another tenant"):
+        keys.create("grace", key="seeded-key-0123456789")
+
+
+def test_the_keys_command_creates_lists_and_revokes(keys: KeyStore) -> None:
+    def run(*argv: str) -> Any:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            assert keys_main(list(argv), store=keys) == 0
+        return json.loads(out.getvalue())
+
+    created = run("create", "heidi")
+    assert created["key"].startswith(f"ik_{created['key_id']}_")
+    assert [k["key_id"] for k in run("list", "heidi")] == [created["key_id"]]
+    assert run("revoke", "heidi", created["key_id"]) == {"revoked": created["key_id"]}
+    assert run("list", "heidi") == []
+    assert keys_main(["revoke", "heidi", created["key_id"]], store=keys) == 1
+
+
+def test_nothing_of_one_tenant_is_visible_to_another(client: Client, stack: Stack) -> None:
+    a = {"x-api-key": KEY_A}
+    b = {"x-api-key": KEY_B}
+    job_id = client.http.post(
+        "/jobs", headers={**a, "content-type": "image/jpeg"}, body=cat_jpeg()
+    ).json_body["job_id"]
+    batch = client.http.post(
+        "/batches",
+        headers={**a, "content-type": "multipart/form-data; boundary=q"},
+        body=b'--q\r\nContent-Disposition: form-data; name="images"; filename="c.jpg"\r\n\r\n'
+        + cat_jpeg()
+        + b"\r\n--q--\r\n",
+    ).json_body
+    hook = client.http.post(
+        "/webhooks",
+        headers={**a, "content-type": "application/json"},
+        body=json.dumps({"url": "https://example.com/h"}),
+    ).json_body
+
+    foreign = [
+        client.http.get(f"/jobs/{job_id}", headers=b),
+        client.http.post(f"/jobs/{job_id}/retry", headers=b),
+        client.http.delete(f"/jobs/{job_id}", headers=b),
+        client.http.get(f"/batches/{batch['batch_id']}", headers=b),
+        client.http.delete(f"/webhooks/{hook['id']}", headers=b),
+    ]
+
+    assert [r.status_code for r in foreign] == [404] * 5  # never 403: that would confirm it
+    assert client.http.get("/jobs", headers=b).json_body["jobs"] == []
+    assert client.http.get("/webhooks", headers=b).json_body["webhooks"] == []
+    assert client.http.get(f"/jobs/{job_id}", headers=a).status_code == 200
+
+
+def test_records_expire_and_image_urls_are_short_lived(client: Client, stack: Stack) -> None:
+    job_id = client.http.post(
+        "/jobs", headers={"x-api-key": KEY_A, "content-type": "image/jpeg"}, body=cat_jpeg()
+    ).json_body["job_id"]
+    item = stack.clients.dynamodb.get_item(
+        TableName=stack.settings.table, Key={"job_id": {"S": job_id}}
+    )["Item"]
+    days = (int(item["expires_at"]["N"]) - time.time()) / 86400
+    assert days == pytest.approx(stack.settings.retention_days, abs=0.01)
+    for table in (stack.settings.table, stack.settings.tenants_table):
+        ttl = stack.clients.dynamodb.describe_time_to_live(TableName=table)
+        assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
+
+    url = client.http.get(f"/jobs/{job_id}", headers={"x-api-key": KEY_A}).json_body["image_url"]
+
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Amz-Expires"] == [str(stack.settings.image_url_ttl_s)]
+    assert "X-Amz-Signature" in query
+    public = stack.clients.s3.get_public_access_block(Bucket=stack.settings.bucket)
+    assert all(public["PublicAccessBlockConfiguration"].values())
