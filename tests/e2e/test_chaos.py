@@ -1,10 +1,11 @@
 """Chaos through the local runtime: faults, crashes mid-batch and duplicates; nothing is lost.
 
 300 jobs of real photos go through ``python -m infra.local`` with ``FAULT_RATE=0.4`` (40 % of
-attempts fail transiently), ``CRASH_RATE=0.2`` (a fifth of the classifier's batches die part-way
-through writing their results) and extra copies of queue messages sent straight to SQS, early
-and late. Afterwards every job is SUCCEEDED or FAILED (``retries_exhausted``), none is lost, none
-got two different results, and retrying the failed ones brings every job to SUCCEEDED.
+attempts fail transiently), ``CRASH_RATE=0.3`` (three in ten of the classifier's batches die
+part-way through writing their results) and extra copies of queue messages sent straight to
+SQS, early and late. Afterwards every job is SUCCEEDED or FAILED (``retries_exhausted``), none is
+lost, none got two different results, and retrying the failed ones brings every job to
+SUCCEEDED.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ PHOTOS: dict[str, tuple[bytes, str, set[int]]] = {
 def runtime() -> Iterator[Runtime]:
     rt = start_runtime(
         KEY,
-        env={"FAULT_RATE": "0.4", "CRASH_RATE": "0.2", "FAULT_SEED": "2026"},
+        env={"FAULT_RATE": "0.4", "CRASH_RATE": "0.3", "FAULT_SEED": "2026"},
         args=("--visibility-timeout", "2"),
     )
     yield rt
