@@ -174,6 +174,10 @@ class WebhookService:
         return None if sub is None else str(sub["secret"])
 
     def _attempt(self, delivery: Delivery) -> None:
+        with telemetry.job_context(str(delivery.event["job"]["job_id"])):
+            self._attempt_delivery(delivery)
+
+    def _attempt_delivery(self, delivery: Delivery) -> None:
         secret = self._secret(delivery)
         if secret is None:
             self._record(delivery, state="cancelled", status=None, error="subscription deleted")

@@ -300,6 +300,7 @@ class JobService:
         if not self._repo.create(job):  # a concurrent delivery of the same event won
             return self._repo.get(obj.job_id)
         if error is not None:
+            telemetry.count("jobs_failed", code=error.code)
             self._publish(job)
         else:
             self._enqueue(job)
@@ -443,7 +444,10 @@ class JobService:
         return bool(self.settings.fault_rate) and self._rng.random() < self.settings.fault_rate
 
     def _prepare(self, item: tuple[QueueMessage, str, bool]) -> _Prepared | None:
-        message, job_id, fault = item
+        with telemetry.job_context(item[1]):  # every log line of this job names it
+            return self._prepare_job(*item)
+
+    def _prepare_job(self, message: QueueMessage, job_id: str, fault: bool) -> _Prepared | None:
         started = time.perf_counter()
         job = self._repo.start(job_id)
         if job is None:
@@ -519,6 +523,10 @@ class JobService:
                 failed.append(prepared.message.message_id)
             elif outcome is not None:  # None: no longer PROCESSING (a dead letter failed it)
                 done.append((prepared, outcome))
+                telemetry.count("jobs_succeeded")
+                telemetry.observe_ms("classification_latency_ms", prepared.timings["total"])
+                if "queue_wait" in prepared.timings:
+                    telemetry.observe_ms("queue_wait_ms", prepared.timings["queue_wait"])
         if done:
             failed.extend(self._announce(done, write_ms))
         return failed
@@ -572,8 +580,10 @@ class JobService:
                     message=reason,
                     generation=parsed.generation,
                 )
+                telemetry.count("dead_letters")
                 if job is not None:
                     log.warning("dead letter: job failed", extra={"job_id": parsed.job_id})
+                    telemetry.count("jobs_failed", code="retries_exhausted")
                     self._publish(job)
                 else:
                     self._settle_duplicate(parsed.job_id)
@@ -586,6 +596,7 @@ class JobService:
         log.warning("job failed", extra={"job_id": job_id, "code": code})
         job = self._repo.fail(job_id, code=code, message=message)
         if job is not None:
+            telemetry.count("jobs_failed", code=code)
             self._publish(job)
 
     def _settle_duplicate(self, job_id: str) -> None:

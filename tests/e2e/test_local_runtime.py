@@ -95,6 +95,17 @@ def test_three_real_photos_come_back_with_the_right_labels(runtime: Runtime) -> 
             seen[event["job"]["job_id"]] = event["type"]
     assert seen == {job["job_id"]: "job.succeeded" for job in jobs.values()}
 
+    metrics = requests.get(f"{runtime.url}/metrics", timeout=10)
+    assert metrics.headers["Content-Type"].startswith("text/plain")
+    samples = dict(
+        line.rsplit(" ", 1) for line in metrics.text.splitlines() if not line.startswith("#")
+    )
+    assert samples['imgcls_jobs_submitted_total{source="api"}'] == "3"
+    assert samples["imgcls_jobs_succeeded_total"] == "3"
+    assert samples["imgcls_classification_latency_ms_count"] == "3"
+    assert samples["imgcls_queue_wait_ms_count"] == "3"
+    assert float(samples["imgcls_classification_latency_ms_sum"]) > 0
+
 
 def test_bad_input_over_http_is_a_json_4xx_and_the_worker_lives_on(runtime: Runtime) -> None:
     resp = requests.post(
