@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalice.app import Chalice, Request, Response, SNSEvent, SQSEvent
+from chalice.app import Chalice, Request, Response, SQSEvent
 
 from chalicelib.errors import AppError, ServiceUnavailable, TransientError
 from chalicelib.openapi import docs_page, openapi_document
@@ -18,7 +17,7 @@ from chalicelib.settings import (
     DEAD_LETTER_QUEUE_NAME,
     INGEST_QUEUE_NAME,
     JOBS_QUEUE_NAME,
-    TOPIC_NAME,
+    NOTIFY_QUEUE_NAME,
     WEBHOOKS_QUEUE_NAME,
 )
 from chalicelib.telemetry import configure_logging
@@ -302,12 +301,13 @@ def ingest(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failed]}
 
 
-@app.on_sns_message(topic=TOPIC_NAME)
+@app.on_sqs_message(queue=NOTIFY_QUEUE_NAME, batch_size=10, maximum_batching_window_in_seconds=1)
 @metered
-def notify(event: SNSEvent) -> None:
-    """A job event: write back bulk results, queue the webhook deliveries."""
-    tenant = event.message_attributes.get("tenant", {}).get("Value", "")
-    get_services().webhooks.on_job_event(json.loads(event.message), tenant=tenant)
+def notify(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
+    """Job events (the topic's queue): write back bulk results, queue the webhook deliveries."""
+    bodies = [(r.to_dict()["messageId"], r.body) for r in event]
+    failed = get_services().webhooks.on_job_events(bodies)
+    return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failed]}
 
 
 @app.on_sqs_message(queue=WEBHOOKS_QUEUE_NAME, batch_size=10)

@@ -135,7 +135,34 @@ class WebhookService:
 
     # --- job events -----------------------------------------------------------------------
 
-    def on_job_event(self, event: dict[str, Any], *, tenant: str) -> None:
+    def on_job_events(self, bodies: Sequence[tuple[str, str]]) -> list[str]:
+        """Job events as the topic delivers them to an SQS queue (``(message_id, SNS
+        envelope)``, ten at a time); return the ids SQS should hand over again."""
+        subscriptions: dict[str, list[dict[str, Any]]] = {}  # per tenant, read once a batch
+        failed = []
+        for message_id, body in bodies:
+            try:
+                envelope = json.loads(body)
+                tenant = envelope["MessageAttributes"]["tenant"]["Value"]
+                event = json.loads(envelope["Message"])
+            except (ValueError, KeyError, TypeError):
+                log.error("discarding a message that is not a job event", extra={"body": body[:99]})
+                continue
+            try:
+                with telemetry.job_context(str(event["job"]["job_id"])):
+                    self.on_job_event(event, tenant=tenant, subscriptions=subscriptions)
+            except Exception:
+                log.exception("job event not handled; SQS will hand it over again")
+                failed.append(message_id)
+        return failed
+
+    def on_job_event(
+        self,
+        event: dict[str, Any],
+        *,
+        tenant: str,
+        subscriptions: dict[str, list[dict[str, Any]]] | None = None,
+    ) -> None:
         """Write a bulk-dropped image's result beside it; queue one delivery per target."""
         job = event["job"]
         if job.get("source") == "s3" and job.get("filename"):
@@ -143,7 +170,10 @@ class WebhookService:
         targets: list[tuple[str, str]] = []
         if job.get("webhook_url"):
             targets.append((JOB_TARGET, job["webhook_url"]))
-        for sub in self._tenants.query(tenant_pk(tenant), "WEBHOOK#"):
+        cache = {} if subscriptions is None else subscriptions
+        if tenant not in cache:
+            cache[tenant] = self._tenants.query(tenant_pk(tenant), "WEBHOOK#")
+        for sub in cache[tenant]:
             if event["type"] in sub["events"]:
                 targets.append((sub["id"], sub["url"]))
         for target, url in targets:

@@ -16,6 +16,9 @@ DEAD_LETTER_QUEUE_NAME = f"{JOBS_QUEUE_NAME}-dlq"
 INGEST_QUEUE_NAME = os.environ.get("INGEST_QUEUE", "imgcls-ingest")
 WEBHOOKS_QUEUE_NAME = os.environ.get("WEBHOOKS_QUEUE", "imgcls-webhooks")
 TOPIC_NAME = os.environ.get("JOB_EVENTS_TOPIC", "imgcls-job-events")
+# The topic's own queue for the notify function: batches, retries and a DLQ that SNS → Lambda
+# would not give.
+NOTIFY_QUEUE_NAME = os.environ.get("NOTIFY_QUEUE", "imgcls-notify")
 
 # Where objects land in the bucket: API images, presigned uploads, bulk drops and their results.
 IMAGES_PREFIX = "images/"

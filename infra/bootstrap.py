@@ -20,6 +20,7 @@ from chalicelib.jobs import OWNER_INDEX
 from chalicelib.settings import (
     INCOMING_PREFIX,
     INGEST_QUEUE_NAME,
+    NOTIFY_QUEUE_NAME,
     UPLOADS_PREFIX,
     Settings,
 )
@@ -40,6 +41,7 @@ class Resources:
     tenants_table: str
     ingest_queue_url: str
     webhooks_queue_url: str
+    notify_queue_url: str
 
     def env(self) -> dict[str, str]:
         """Environment variables that point the app at these resources."""
@@ -163,6 +165,13 @@ def _queue(aws: AwsClients, name: str, attributes: dict[str, str]) -> tuple[str,
     return url, arn
 
 
+def _subscribe_once(aws: AwsClients, topic_arn: str, queue_arn: str) -> None:
+    """The topic delivers to the queue (SNS envelopes); a second bootstrap adds nothing."""
+    subscriptions = aws.sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+    if not any(sub["Endpoint"] == queue_arn for sub in subscriptions):
+        aws.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+
+
 def _queue_with_dlq(
     aws: AwsClients, name: str, *, visibility_timeout_s: int
 ) -> tuple[str, str, str]:
@@ -195,6 +204,10 @@ def bootstrap(
     )
     _bucket_events(aws, settings.bucket, ingest_arn)
     topic_arn = aws.sns.create_topic(Name=settings.topic_name)["TopicArn"]
+    notify_url, notify_arn, _ = _queue_with_dlq(
+        aws, NOTIFY_QUEUE_NAME, visibility_timeout_s=visibility_timeout_s
+    )
+    _subscribe_once(aws, topic_arn, notify_arn)
     return Resources(
         bucket=settings.bucket,
         table=settings.table,
@@ -205,4 +218,5 @@ def bootstrap(
         tenants_table=settings.tenants_table,
         ingest_queue_url=ingest_url,
         webhooks_queue_url=webhooks_url,
+        notify_queue_url=notify_url,
     )

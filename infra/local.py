@@ -91,34 +91,6 @@ def sqs_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str) ->
     return {"Records": records}
 
 
-def sns_event(messages: list[dict[str, Any]], *, subscription_arn: str) -> dict[str, Any]:
-    """The event SNS hands a subscribed function, from SNS envelopes that reached an SQS queue."""
-    records = []
-    for m in messages:
-        envelope = json.loads(m["Body"])
-        records.append(
-            {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": subscription_arn,
-                "Sns": {
-                    "Type": envelope.get("Type", "Notification"),
-                    "MessageId": envelope["MessageId"],
-                    "TopicArn": envelope["TopicArn"],
-                    "Subject": envelope.get("Subject"),
-                    "Message": envelope["Message"],
-                    "Timestamp": envelope.get("Timestamp", ""),
-                    "SignatureVersion": envelope.get("SignatureVersion", "1"),
-                    "Signature": envelope.get("Signature", ""),
-                    "SigningCertUrl": envelope.get("SigningCertURL", ""),
-                    "UnsubscribeUrl": envelope.get("UnsubscribeURL", ""),
-                    "MessageAttributes": envelope.get("MessageAttributes", {}),
-                },
-            }
-        )
-    return {"Records": records}
-
-
 @dataclass
 class PollerStats:
     """Counters a test or benchmark can read."""
@@ -368,8 +340,8 @@ class LocalRuntime:
             kind = type(source).__name__
             if kind == "SQSEventConfig":
                 self._start_sqs_pollers(self._app, self._config, source, clients)
-            elif kind == "SNSEventConfig":
-                self._start_sns_delivery(self._app, self._config, source, clients)
+            else:  # every handler of this app is SQS-driven; say so if one is not
+                log.warning("%s: %s events are not emulated locally", source.name, kind)
 
     def _start_http(self, app: Chalice, config: dict[str, Any]) -> None:
         from chalice.config import Config
@@ -427,53 +399,6 @@ class LocalRuntime:
             source.maximum_batching_window_in_seconds,
             concurrency,
         )
-
-    def _start_sns_delivery(
-        self, app: Chalice, config: dict[str, Any], source: Any, clients: Any
-    ) -> None:
-        """SNS → function: an SQS queue subscribed to the topic stands in for SNS's own delivery.
-
-        Lambda retries a failed asynchronous invocation twice; here a failed message is received
-        three times, then lands in the queue's DLQ instead of vanishing.
-        """
-        name = source.name
-        topic_arn = clients.sns.create_topic(Name=source.topic)["TopicArn"]
-        sqs = clients.sqs
-        dlq_url = sqs.create_queue(QueueName=f"local-sns-{name}-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})
-        url = sqs.create_queue(
-            QueueName=f"local-sns-{name}",
-            Attributes={
-                "VisibilityTimeout": str(self.visibility_timeout_s),
-                "RedrivePolicy": redrive,
-            },
-        )["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        subscription = clients.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
-        poller = SqsPoller(
-            sqs=sqs,
-            queue_url=url,
-            queue_arn=arn,
-            region=os.environ["AWS_DEFAULT_REGION"],
-            handler=app.handler_map[name],
-            function_name=name,
-            batch_size=1,  # SNS invokes a function with one record
-            window_s=0,
-            timeout_s=int(function_setting(config, name, "lambda_timeout", 60)),
-            memory_mb=int(function_setting(config, name, "lambda_memory_size", 128)),
-            stop=self.stop_event,
-            build_event=functools.partial(
-                sns_event, subscription_arn=subscription["SubscriptionArn"]
-            ),
-        )
-        poller.start()
-        self.pollers.append(poller)
-        log.info("%s: subscribed to %s", name, source.topic)
 
     @property
     def url(self) -> str:

@@ -11,6 +11,9 @@ import requests
 from chalice.test import Client
 
 from app import app
+from chalicelib.deliveries import WebhookService
+from chalicelib.queue import Queue
+from chalicelib.tenants import TenantStore
 from chalicelib.webhooks import DeliveryResult, verify
 from infra.local import sqs_event
 from tests.functional.conftest import KEY_A, KEY_B, Stack
@@ -225,11 +228,7 @@ def test_bulk_drop_makes_one_job_per_object_version_and_writes_the_result_beside
     listed = client.http.get("/jobs", headers=headers()).json_body["jobs"]
     assert [(j["source"], j["filename"]) for j in listed] == [("s3", "holiday/cat 1.jpg")]
     classify_all(client, stack)
-    [published] = stack.published_events()
-    sns = client.events.generate_sns_event(
-        message=json.dumps(published["event"]), message_attributes=published["attributes"]
-    )
-    client.lambda_.invoke("notify", sns)
+    assert len(notify_all(client, stack)) == 1
 
     result = json.loads(
         s3.get_object(Bucket=bucket, Key="results/a/holiday/cat 1.jpg.json")["Body"].read()
@@ -247,16 +246,10 @@ def test_bulk_drop_makes_one_job_per_object_version_and_writes_the_result_beside
 
 
 def notify_all(client: Client, stack: Stack) -> list[dict[str, Any]]:
-    events = stack.published_events()
-    for published in events:
-        client.lambda_.invoke(
-            "notify",
-            client.events.generate_sns_event(
-                message=json.dumps(published["event"]),
-                message_attributes=published["attributes"],
-            ),
-        )
-    return events
+    """Hand the notify function what the topic delivered to its queue; the events published."""
+    while (event := queue_event(stack, stack.resources.notify_queue_url))["Records"]:
+        assert client.lambda_.invoke("notify", event).payload == {"batchItemFailures": []}
+    return stack.published_events()
 
 
 def test_subscriptions_are_per_tenant_and_show_their_secret_once(client: Client) -> None:
@@ -394,3 +387,39 @@ def test_account_shows_a_stable_signing_secret_per_tenant(client: Client) -> Non
     assert first == again
     assert first["tenant"] == "a"
     assert other["webhook_signing_secret"] != first["webhook_signing_secret"]
+
+
+class CountingTenants(TenantStore):
+    """The tenants table, counting subscription lookups."""
+
+    lookups: list[str]
+
+    def query(self, pk: str, prefix: str) -> list[dict[str, Any]]:
+        self.lookups.append(pk)
+        return super().query(pk, prefix)
+
+
+def test_notify_reads_subscriptions_once_a_batch_and_skips_what_is_not_an_event(
+    client: Client, stack: Stack
+) -> None:
+    for _ in range(3):
+        client.http.post(
+            "/jobs", headers=headers(**{"content-type": "image/jpeg"}), body=cat_jpeg()
+        )
+    classify_all(client, stack)
+    records = queue_event(stack, stack.resources.notify_queue_url)["Records"]
+    bodies = [(r["messageId"], r["body"]) for r in records] + [("junk", "not json")]
+    tenants = CountingTenants(stack.clients.dynamodb, stack.settings.tenants_table)
+    tenants.lookups = []
+    webhooks = WebhookService(
+        settings=stack.settings,
+        tenants=tenants,
+        store=stack.service.store,
+        queue=Queue(stack.clients.sqs, name=stack.settings.webhooks_queue),
+        sender=stack.sender,
+    )
+
+    assert webhooks.on_job_events(bodies) == []  # the junk one is dropped, not retried forever
+
+    assert len(records) == 3
+    assert tenants.lookups == ["TENANT#a"]  # three events of one tenant: one lookup

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib.jobs import OWNER_INDEX
-from chalicelib.settings import INCOMING_PREFIX, UPLOADS_PREFIX, Settings
+from chalicelib.settings import INCOMING_PREFIX, NOTIFY_QUEUE_NAME, UPLOADS_PREFIX, Settings
 from infra.bootstrap import MAX_RECEIVE_COUNT, bootstrap
 from infra.local import chalice_config, config_environment, function_setting
 from tests.sam_template import load_sam, references
@@ -224,13 +224,25 @@ def test_tenants_table_and_webhooks_queue_match_the_bootstrap(resources: dict[st
     assert webhooks["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT
 
 
-def test_job_events_the_notify_function_fails_on_are_kept(resources: dict[str, Any]) -> None:
-    notify = props(resources, "Notify")
-    assert notify["DeadLetterQueue"] == {
-        "Type": "SQS",
-        "TargetArn": {"Fn::GetAtt": ["NotifyDeadLetterQueue", "Arn"]},
+def test_job_events_reach_the_notify_function_through_a_queue_that_keeps_them(
+    resources: dict[str, Any],
+) -> None:
+    subscription = props(resources, "JobEventsToNotifyQueue")
+    assert subscription == {
+        "TopicArn": {"Ref": "JobEventsTopic"},
+        "Protocol": "sqs",
+        "Endpoint": {"Fn::GetAtt": ["NotifyQueue", "Arn"]},
     }
-    assert notify["Events"]["NotifySnsSubscription"]["Type"] == "SNS"
+    (statement,) = props(resources, "NotifyQueuePolicy")["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Ref": "JobEventsTopic"}
+    queue = props(resources, "NotifyQueue")
+    assert queue["QueueName"] == NOTIFY_QUEUE_NAME
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["NotifyDeadLetterQueue", "Arn"]
+    }
+    source = props(resources, "Notify")["Events"]["NotifySqsEventSource"]
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 def test_alarm_email_is_optional(sam: dict[str, Any]) -> None:
@@ -324,6 +336,7 @@ def _allowed(resources: dict[str, Any], action: str) -> list[Any]:
             "IngestDeadLetterQueue",
             "WebhooksQueue",
             "WebhooksDeadLetterQueue",
+            "NotifyQueue",
         )
     ]
     + [(["sqs:SendMessage"], {"Fn::GetAtt": ["NotifyDeadLetterQueue", "Arn"]})],
