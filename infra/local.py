@@ -279,6 +279,8 @@ class LocalRuntime:
         for key, value in config_environment(config).items():
             os.environ.setdefault(key, str(value))
         os.environ.setdefault("API_KEYS", f"{LOCAL_TENANT}:{LOCAL_API_KEY}")
+        # Webhooks to receivers on this machine, over plain http: what local development needs.
+        os.environ.setdefault("WEBHOOK_ALLOW_HOSTS", "127.0.0.1,localhost")
         # EMF blobs are for CloudWatch; locally the same counters are at GET /metrics.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         if not os.environ.get("AWS_ENDPOINT_URL") and not os.environ.get("LOCALSTACK_HOST"):

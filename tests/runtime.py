@@ -46,6 +46,17 @@ class Runtime:
         state = "still running" if code is None else f"exited with {code}"
         return f"the local runtime is {state}; its last output:\n" + "".join(self.output[-60:])
 
+    def submit(self, data: bytes, content_type: str) -> str:
+        """POST one image as a raw body; the job id of the 202."""
+        resp = requests.post(
+            f"{self.url}/jobs",
+            data=data,
+            headers=self.headers(**{"Content-Type": content_type}),
+            timeout=30,
+        )
+        assert resp.status_code == 202, resp.text
+        return str(resp.json()["job_id"])
+
     def aws(self, service: str) -> Any:
         """A boto3 client for the runtime's emulator."""
         return boto3.client(

@@ -232,14 +232,7 @@ def test_earlier_jobs_are_listed_on_load_and_the_page_fits_a_phone(
     pages: Pages, runtime: Runtime, screenshots: Path
 ) -> None:
     # GIVEN a job submitted through the API, not through this page
-    resp = requests.post(
-        f"{runtime.url}/jobs",
-        data=COFFEE.read_bytes(),
-        headers=runtime.headers(**{"Content-Type": "image/png"}),
-        timeout=30,
-    )
-    assert resp.status_code == 202, resp.text
-    job_id = resp.json()["job_id"]
+    job_id = runtime.submit(COFFEE.read_bytes(), "image/png")
     assert runtime.wait_for(job_id)["status"] == "SUCCEEDED"
 
     # WHEN the page is opened on a phone and the key entered

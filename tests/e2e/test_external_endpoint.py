@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import requests
 
 from tests.photos import CAT, CAT_CLASSES
 from tests.runtime import start_runtime
@@ -33,14 +32,7 @@ def emulator() -> Iterator[str]:
 def test_localstack_host_alone_points_make_run_at_the_endpoint(emulator: str) -> None:
     runtime = start_runtime(KEY, env={"LOCALSTACK_HOST": emulator})
     try:
-        resp = requests.post(
-            f"{runtime.url}/jobs",
-            data=CAT.read_bytes(),
-            headers=runtime.headers(**{"Content-Type": "image/png"}),
-            timeout=30,
-        )
-        assert resp.status_code == 202, resp.text
-        job = runtime.wait_for(resp.json()["job_id"])
+        job = runtime.wait_for(runtime.submit(CAT.read_bytes(), "image/png"))
     finally:
         output = runtime.stop()
 

@@ -11,7 +11,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-import requests
 
 from chalicelib.aws import AwsClients
 from chalicelib.jobs import OWNER_INDEX
@@ -87,14 +86,7 @@ def test_bootstrap_creates_the_resources_on_localstack_and_can_run_twice(
 def test_make_run_against_localstack_classifies_a_real_photo(environment: dict[str, str]) -> None:
     runtime = start_runtime(KEY, env=environment)
     try:
-        resp = requests.post(
-            f"{runtime.url}/jobs",
-            data=CAT.read_bytes(),
-            headers=runtime.headers(**{"Content-Type": "image/png"}),
-            timeout=30,
-        )
-        assert resp.status_code == 202, resp.text
-        job = runtime.wait_for(resp.json()["job_id"], timeout=90)
+        job = runtime.wait_for(runtime.submit(CAT.read_bytes(), "image/png"), timeout=90)
     finally:
         output = runtime.stop()
 
