@@ -286,7 +286,10 @@ class LocalRuntime:
         if not os.environ.get("AWS_ENDPOINT_URL") and not os.environ.get("LOCALSTACK_HOST"):
             from moto.server import ThreadedMotoServer
 
+            from infra.emulator import tune_moto
+
             _ensure_free(self.emulator_port, "EMULATOR_PORT")
+            tune_moto()
 
             self._emulator = ThreadedMotoServer(
                 ip_address="127.0.0.1", port=self.emulator_port, verbose=False
