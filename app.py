@@ -305,9 +305,15 @@ def ingest(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
 @metered
 def notify(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     """Job events (the topic's queue): write back bulk results, queue the webhook deliveries."""
-    bodies = [(r.to_dict()["messageId"], r.body) for r in event]
-    failed = get_services().webhooks.on_job_events(bodies)
+    messages = [(r.to_dict()["messageId"], r.body, _tenant_attribute(r.to_dict())) for r in event]
+    failed = get_services().webhooks.on_job_events(messages)
     return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failed]}
+
+
+def _tenant_attribute(record: dict[str, Any]) -> str | None:
+    """The ``tenant`` message attribute of an SQS record (raw SNS delivery), if it has one."""
+    value = (record.get("messageAttributes") or {}).get("tenant") or {}
+    return value.get("stringValue")
 
 
 @app.on_sqs_message(queue=WEBHOOKS_QUEUE_NAME, batch_size=10)

@@ -135,22 +135,22 @@ class WebhookService:
 
     # --- job events -----------------------------------------------------------------------
 
-    def on_job_events(self, bodies: Sequence[tuple[str, str]]) -> list[str]:
-        """Job events as the topic delivers them to an SQS queue (``(message_id, SNS
-        envelope)``, ten at a time); return the ids SQS should hand over again."""
+    def on_job_events(self, messages: Sequence[tuple[str, str, str | None]]) -> list[str]:
+        """Job events as the topic delivers them to an SQS queue, ten at a time: ``(message_id,
+        body, tenant)``, the body the event itself and the tenant its message attribute (raw
+        delivery), or the body an SNS envelope holding both. Return the ids SQS should hand
+        over again."""
         subscriptions: dict[str, list[dict[str, Any]]] = {}  # per tenant, read once a batch
         failed = []
-        for message_id, body in bodies:
-            try:
-                envelope = json.loads(body)
-                tenant = envelope["MessageAttributes"]["tenant"]["Value"]
-                event = json.loads(envelope["Message"])
-            except (ValueError, KeyError, TypeError):
+        for message_id, body, tenant in messages:
+            parsed = _parse_job_event(body, tenant)
+            if parsed is None:
                 log.error("discarding a message that is not a job event", extra={"body": body[:99]})
                 continue
+            event, owner = parsed
             try:
                 with telemetry.job_context(str(event["job"]["job_id"])):
-                    self.on_job_event(event, tenant=tenant, subscriptions=subscriptions)
+                    self.on_job_event(event, tenant=owner, subscriptions=subscriptions)
             except Exception:
                 log.exception("job event not handled; SQS will hand it over again")
                 failed.append(message_id)
@@ -178,8 +178,10 @@ class WebhookService:
                 targets.append((sub["id"], sub["url"]))
         for target, url in targets:
             delivery = Delivery(event=event, tenant=tenant, target=target, url=url)
-            self._record(delivery, state="pending", status=None, error=None)
-            self._queue.send_body(json.dumps(asdict(delivery)))
+            # False: this event was already attempted for this target (the event came again, as
+            # at-least-once delivery allows), or a newer one was: nothing to send.
+            if self._record(delivery, state="pending", status=None, error=None):
+                self._queue.send_body(json.dumps(asdict(delivery)))
 
     def deliver(self, bodies: Sequence[tuple[str, str]]) -> list[str]:
         """Attempt each ``(message_id, body)``; return the ids to hand back to SQS (only our
@@ -257,11 +259,11 @@ class WebhookService:
         status: int | None,
         error: str | None,
         next_attempt_at: int | None = None,
-    ) -> None:
+    ) -> bool:
         """Keep the delivery's state beside the job; a late or repeated write of an older event
-        or an earlier attempt changes nothing."""
+        or an earlier attempt changes nothing (and answers False)."""
         attempts = delivery.attempt if state != "pending" else 0
-        self._tenants.put_if(
+        return self._tenants.put_if(
             f"JOB#{delivery.event['job']['job_id']}",
             f"DELIVERY#{delivery.target}",
             {
@@ -286,6 +288,20 @@ class WebhookService:
                 ":attempts": attempts,
             },
         )
+
+
+def _parse_job_event(body: str, tenant: str | None) -> tuple[dict[str, Any], str] | None:
+    """The event and its tenant from a raw delivery or an SNS envelope; None if neither."""
+    try:
+        doc = json.loads(body)
+        if tenant is None:  # an envelope: the event and its attributes inside
+            tenant = doc["MessageAttributes"]["tenant"]["Value"]
+            doc = json.loads(doc["Message"])
+        if not isinstance(doc, dict) or not isinstance(doc["job"]["job_id"], str):
+            return None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return doc, str(tenant)
 
 
 def _result_document(event: dict[str, Any]) -> dict[str, Any]:

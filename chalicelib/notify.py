@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import TransientError
-from chalicelib.jobs import Job, JobStatus, utc_now
+from chalicelib.jobs import Job, JobStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -29,7 +29,9 @@ def job_event(job: Job) -> dict[str, Any]:
         # Deterministic: a re-published event keeps its id, so receivers can deduplicate.
         "id": uuid.uuid5(uuid.NAMESPACE_URL, f"{job.job_id}/{job.status}/{job.updated_at}").hex,
         "type": event_type(job),
-        "created_at": utc_now(),
+        # When the job reached this state, not when the event was sent: a re-published event is
+        # the same event, so deliveries recorded for it are recognised.
+        "created_at": job.updated_at,
         "job": job.to_api(),
     }
 

@@ -301,7 +301,7 @@ class JobService:
             return self._repo.get(obj.job_id)
         if error is not None:
             telemetry.count("jobs_failed", code=error.code)
-            self._publish(job)
+            self._publisher.publish(job)
         else:
             self._enqueue(job)
         telemetry.count("jobs_submitted", source=job.source)
@@ -500,7 +500,7 @@ class JobService:
 
     def _succeed(self, prepared: _Prepared) -> Job | None:
         return self._repo.succeed(
-            prepared.job.job_id,
+            prepared.job,
             predictions=prepared.predictions,
             model=self.model_info.to_dict(),
             timings_ms=prepared.timings,
@@ -510,7 +510,7 @@ class JobService:
         """Write the results (each a conditional write, concurrently), then announce them."""
         t = time.perf_counter()
         outcomes = self._overlap.map(self._succeed, writing)
-        write_ms = round((time.perf_counter() - t) * 1000 / len(writing), 2)
+        telemetry.observe_ms("result_write_ms", (time.perf_counter() - t) * 1000 / len(writing))
         failed: list[str] = []
         done: list[tuple[_Prepared, Job]] = []
         for prepared, outcome in zip(writing, outcomes, strict=True):
@@ -528,35 +528,21 @@ class JobService:
                 if "queue_wait" in prepared.timings:
                     telemetry.observe_ms("queue_wait_ms", prepared.timings["queue_wait"])
         if done:
-            failed.extend(self._announce(done, write_ms))
+            failed.extend(self._announce(done))
         return failed
 
-    def _announce(self, done: list[tuple[_Prepared, Job]], write_ms: float) -> list[str]:
-        """Publish the batch's events together; mark as sent only those SNS accepted.
-
-        A message whose event did not go out is handed back to SQS: its redelivery finds the job
-        SUCCEEDED but not notified, and publishes then.
-        """
+    def _announce(self, done: list[tuple[_Prepared, Job]]) -> list[str]:
+        """Publish the batch's events together; hand back the messages whose event SNS did not
+        accept. Their redelivery finds the job terminal and publishes its event again (so does
+        any redelivery: an event goes out at least once, with the same id each time)."""
         t = time.perf_counter()
         try:
             unsent = self._publisher.publish_many([job for _, job in done])
         except Exception:
             log.exception("could not publish the batch's events; its messages go back")
             return [prepared.message.message_id for prepared, _ in done]
-        notify_ms = round((time.perf_counter() - t) * 1000 / len(done), 2)
-        stages = {"write": write_ms, "notify": notify_ms}
-        sent = [job for _, job in done if job.job_id not in unsent]
-        marks = self._overlap.map(
-            lambda job: self._repo.mark_notified(job.job_id, timings_ms=stages), sent
-        )
-        back = set(unsent)
-        for job, outcome in zip(sent, marks, strict=True):
-            if isinstance(outcome, Exception):
-                log.error(
-                    "could not mark the event sent", exc_info=outcome, extra={"job_id": job.job_id}
-                )
-                back.add(job.job_id)
-        return [prepared.message.message_id for prepared, job in done if job.job_id in back]
+        telemetry.observe_ms("event_publish_ms", (time.perf_counter() - t) * 1000 / len(done))
+        return [prepared.message.message_id for prepared, job in done if job.job_id in unsent]
 
     def dead_letters(self, messages: Sequence[QueueMessage]) -> list[str]:
         """Messages SQS gave up on: their jobs end FAILED (``retries_exhausted``) if not done.
@@ -584,7 +570,7 @@ class JobService:
                 if job is not None:
                     log.warning("dead letter: job failed", extra={"job_id": parsed.job_id})
                     telemetry.count("jobs_failed", code="retries_exhausted")
-                    self._publish(job)
+                    self._publisher.publish(job)
                 else:
                     self._settle_duplicate(parsed.job_id)
             except Exception:
@@ -597,16 +583,18 @@ class JobService:
         job = self._repo.fail(job_id, code=code, message=message)
         if job is not None:
             telemetry.count("jobs_failed", code=code)
-            self._publish(job)
+            self._publisher.publish(job)
 
     def _settle_duplicate(self, job_id: str) -> None:
-        """A message for a job that is already terminal (or gone): publish if nobody has yet."""
+        """A message for a job that is already terminal (or gone).
+
+        The attempt that ended the job may have died before its event went out, and nothing
+        records that it did (a write per job to say so cost as much as the result's own write):
+        the event is published again. Its id is the same, so receivers that saw it drop it, and
+        webhooks already attempted for it are not sent twice.
+        """
         job = self._repo.get(job_id)
         if job is None:
             log.warning("message for an unknown job acknowledged", extra={"job_id": job_id})
-        elif job.status.terminal and not job.notified:
-            self._publish(job)
-
-    def _publish(self, job: Job) -> None:
-        self._publisher.publish(job)
-        self._repo.mark_notified(job.job_id)
+        elif job.status.terminal:
+            self._publisher.publish(job)

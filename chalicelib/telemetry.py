@@ -89,6 +89,12 @@ class Registry:
         with self._lock:
             return self._counters.get((name, tuple(sorted(labels.items()))), 0.0)
 
+    def summary(self, name: str) -> tuple[float, float]:
+        """A summary's observation count and sum so far ((0, 0) if never observed)."""
+        with self._lock:
+            count, total = self._summaries.get(name, (0.0, 0.0))
+            return count, total
+
     def prometheus(self) -> str:
         """Everything, in Prometheus' text exposition format."""
         lines: list[str] = []
@@ -125,6 +131,8 @@ _METRICS: dict[str, tuple[str, str]] = {
         "from an attempt's start to its recorded result, per image, in ms",
     ),
     "queue_wait_ms": ("QueueWait", "from enqueue to the classifier's start, in ms"),
+    "result_write_ms": ("ResultWrite", "writing a batch's results, per image, in ms"),
+    "event_publish_ms": ("EventPublish", "publishing a batch's job events, per image, in ms"),
     "webhook_latency_ms": ("WebhookLatency", "one webhook attempt, in ms"),
 }
 

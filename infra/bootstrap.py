@@ -166,10 +166,23 @@ def _queue(aws: AwsClients, name: str, attributes: dict[str, str]) -> tuple[str,
 
 
 def _subscribe_once(aws: AwsClients, topic_arn: str, queue_arn: str) -> None:
-    """The topic delivers to the queue (SNS envelopes); a second bootstrap adds nothing."""
+    """The topic delivers to the queue, raw (the event as the body, its attributes as message
+    attributes: no envelope to build, sign and parse); a second bootstrap adds nothing."""
     subscriptions = aws.sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
-    if not any(sub["Endpoint"] == queue_arn for sub in subscriptions):
-        aws.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    for sub in subscriptions:
+        if sub["Endpoint"] == queue_arn:
+            aws.sns.set_subscription_attributes(
+                SubscriptionArn=sub["SubscriptionArn"],
+                AttributeName="RawMessageDelivery",
+                AttributeValue="true",
+            )
+            return
+    aws.sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
 
 
 def _queue_with_dlq(

@@ -43,14 +43,16 @@ def test_start_counts_attempts_and_allows_a_crashed_attempt_to_restart(stack: St
 def test_success_is_never_overwritten(stack: Stack) -> None:
     repo = repo_of(stack)
     job = new_job(repo)
-    repo.start(job.job_id)
-    assert repo.succeed(job.job_id, predictions=PRED, model=MODEL, timings_ms={"total": 1.5})
+    started = repo.start(job.job_id)
+    assert started is not None
+    done = repo.succeed(started, predictions=PRED, model=MODEL, timings_ms={"total": 1.5})
 
     assert repo.start(job.job_id) is None
     assert repo.fail(job.job_id, code="late", message="late failure") is None
-    assert repo.succeed(job.job_id, predictions=[], model=MODEL, timings_ms={}) is None
+    assert repo.succeed(started, predictions=[], model=MODEL, timings_ms={}) is None
     stored = repo.get(job.job_id)
     assert stored is not None
+    assert done == stored  # the job succeed() returns without reading it back is the record
     assert stored.status is JobStatus.SUCCEEDED
     assert stored.predictions == PRED
     assert stored.attempts == 1
@@ -61,7 +63,7 @@ def test_success_is_never_overwritten(stack: Stack) -> None:
 def test_succeed_requires_processing_and_unknown_jobs_change_nothing(stack: Stack) -> None:
     repo = repo_of(stack)
     job = new_job(repo)
-    assert repo.succeed(job.job_id, predictions=PRED, model=MODEL, timings_ms={}) is None
+    assert repo.succeed(job, predictions=PRED, model=MODEL, timings_ms={}) is None
     assert repo.start("f" * 32) is None
     assert repo.get("f" * 32) is None
 
@@ -82,9 +84,8 @@ def test_retry_only_from_failed_and_clears_the_error(stack: Stack) -> None:
     assert repo.retry(job.job_id) is None
     repo.start(job.job_id)
     repo.fail(job.job_id, code="undecodable_image", message="bad")
-    repo.mark_notified(job.job_id)
     retried = repo.retry(job.job_id)
     assert retried is not None
-    assert (retried.status, retried.error, retried.notified) == (JobStatus.PENDING, None, False)
+    assert (retried.status, retried.error) == (JobStatus.PENDING, None)
     assert retried.attempts == 1
     assert repo.retry(job.job_id) is None

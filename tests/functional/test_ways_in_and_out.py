@@ -55,7 +55,7 @@ def post_batch(client: Client, files: list[tuple[str, bytes]], key: str = KEY_A)
 
 def queue_event(stack: Stack, url: str) -> dict[str, Any]:
     resp = stack.clients.sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
     )
     return sqs_event(list(resp.get("Messages", [])), queue_arn="arn:q", region="us-east-1")  # type: ignore[arg-type]
 
@@ -336,6 +336,26 @@ def test_job_events_are_delivered_signed_and_retried_until_accepted(
     }
 
 
+def test_a_repeated_job_event_sends_no_webhook_twice(client: Client, stack: Stack) -> None:
+    client.http.post(
+        "/jobs?webhook_url=https://example.com/once",
+        headers=headers(**{"content-type": "image/jpeg"}),
+        body=cat_jpeg(),
+    )
+    classify_all(client, stack)
+    event = queue_event(stack, stack.resources.notify_queue_url)
+    assert client.lambda_.invoke("notify", event).payload == {"batchItemFailures": []}
+    while (deliveries := queue_event(stack, stack.resources.webhooks_queue_url))["Records"]:
+        client.lambda_.invoke("deliver_webhooks", deliveries)
+    assert [url for url, _, _ in stack.sender.posts] == ["https://example.com/once"]
+
+    # The same event again: a redelivered job message republishes it, and SNS may repeat it.
+    assert client.lambda_.invoke("notify", event).payload == {"batchItemFailures": []}
+
+    assert queue_event(stack, stack.resources.webhooks_queue_url)["Records"] == []
+    assert len(stack.sender.posts) == 1
+
+
 def test_delivery_gives_up_after_the_limit_and_says_so(client: Client, stack: Stack) -> None:
     job_id = client.http.post(
         "/jobs?webhook_url=https://example.com/down",
@@ -408,7 +428,14 @@ def test_notify_reads_subscriptions_once_a_batch_and_skips_what_is_not_an_event(
         )
     classify_all(client, stack)
     records = queue_event(stack, stack.resources.notify_queue_url)["Records"]
-    bodies = [(r["messageId"], r["body"]) for r in records] + [("junk", "not json")]
+    bodies: list[tuple[str, str, str | None]] = [
+        (r["messageId"], r["body"], r["messageAttributes"]["tenant"]["stringValue"])
+        for r in records
+    ]
+    # An event in an SNS envelope (a subscription without raw delivery) is read too.
+    envelope = {"Message": records[0]["body"], "MessageAttributes": {"tenant": {"Value": "b"}}}
+    bodies += [("enveloped", json.dumps(envelope), None)]
+    bodies += [("junk", "not json", None), ("junk2", '{"job": {}}', "a")]
     tenants = CountingTenants(stack.clients.dynamodb, stack.settings.tenants_table)
     tenants.lookups = []
     webhooks = WebhookService(
@@ -422,4 +449,5 @@ def test_notify_reads_subscriptions_once_a_batch_and_skips_what_is_not_an_event(
     assert webhooks.on_job_events(bodies) == []  # the junk one is dropped, not retried forever
 
     assert len(records) == 3
-    assert tenants.lookups == ["TENANT#a"]  # three events of one tenant: one lookup
+    # Three events of one tenant: one lookup; the enveloped event's tenant: one more.
+    assert tenants.lookups == ["TENANT#a", "TENANT#b"]

@@ -232,6 +232,8 @@ def test_job_events_reach_the_notify_function_through_a_queue_that_keeps_them(
         "TopicArn": {"Ref": "JobEventsTopic"},
         "Protocol": "sqs",
         "Endpoint": {"Fn::GetAtt": ["NotifyQueue", "Arn"]},
+        # The event as the message body, the tenant as a message attribute: no envelope.
+        "RawMessageDelivery": True,
     }
     (statement,) = props(resources, "NotifyQueuePolicy")["PolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
