@@ -102,6 +102,7 @@ class PollerStats:
     batch_sizes: list[int] = field(default_factory=list)
     handler_seconds: float = 0.0  # time spent inside the handler, summed over batches
     last_batch_done: float = 0.0  # wall clock (time.time()) when the last batch was settled
+    batch_done_cpu_s: list[float] = field(default_factory=list)  # process CPU at each settle
 
 
 class SqsPoller(threading.Thread):
@@ -207,6 +208,7 @@ class SqsPoller(threading.Thread):
                 ],
             )
         self.stats.last_batch_done = time.time()
+        self.stats.batch_done_cpu_s.append(time.process_time())
 
     def run(self) -> None:
         """Poll until stopped; no error ends the loop."""

@@ -112,19 +112,19 @@ def classify(count: int, timeout_s: float) -> dict[str, Any]:
         stop=stop,
     )
     cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
-    warm: tuple[float, int] | None = None  # CPU and messages once the first batch is done
     poller.start()
     deadline = time.monotonic() + timeout_s
     while poller.stats.messages - poller.stats.reported_failures < count:
-        if warm is None and poller.stats.last_batch_done:
-            warm = (_cpu_seconds(), poller.stats.messages)
         if time.monotonic() > deadline:
             stop.set()
             raise SystemExit(f"only {poller.stats.messages} of {count} messages in {timeout_s}s")
         time.sleep(0.01)
     stop.set()
     poller.join(timeout=60)
-    after_warm = poller.stats.messages - warm[1] if warm else 0
+    # Without the first batch, which also builds the session and the AWS clients: the CPU from
+    # the first batch's end to the last's, over the images of the batches in between.
+    ends, sizes = poller.stats.batch_done_cpu_s, poller.stats.batch_sizes
+    after_warm = sum(sizes[1 : len(ends)])
     return {
         "images": poller.stats.messages,
         "batches": poller.stats.batches,
@@ -133,9 +133,7 @@ def classify(count: int, timeout_s: float) -> dict[str, Any]:
         "peak_rss_mb": peak_rss_mb(),
         "cpu_ms_per_image": _ms((_cpu_seconds() - cpu_before) / max(1, poller.stats.messages)),
         # Without the first batch, which also builds the session and the AWS clients.
-        "warm_cpu_ms_per_image": _ms((_cpu_seconds() - warm[0]) / after_warm)
-        if warm and after_warm
-        else None,
+        "warm_cpu_ms_per_image": _ms((ends[-1] - ends[0]) / after_warm) if after_warm else None,
         "handler_ms_per_image": _ms(poller.stats.handler_seconds / max(1, poller.stats.messages)),
         "wall_s": round(time.perf_counter() - wall_before, 3),
     }

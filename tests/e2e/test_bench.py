@@ -57,6 +57,11 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path: Path) -> None:
         pipeline["rate_ips"] / doc["bare"]["rate_ips"], rel=0.01
     )
     assert ratios["bare_vs_naive"] > 0
+    overlapped = doc["bare_overlapped"]
+    assert overlapped["rate_ips"] > 0
+    assert ratios["pipeline_vs_bare_overlapped"] == pytest.approx(
+        pipeline["rate_ips"] / overlapped["rate_ips"], rel=0.01
+    )
     cold = doc["cold_start"]
     assert 0 < cold["import_ms"] < cold["total_ms"] < cold["process_wall_ms"]
     assert cold["session_ms"] > 0
