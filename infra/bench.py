@@ -520,7 +520,10 @@ def drains(
                 runtime, largest_accepted(10), emulator
             )
             warm_up(runtime, samples, timeout_s)
-            out["pipeline"] = pipeline(runtime, samples, timeout_s)
+            # Two drains, the faster counts: the same treatment as the bare loop's two passes.
+            passes = [pipeline(runtime, samples, timeout_s) for _ in range(2)]
+            out["pipeline"] = max(passes, key=lambda p: p["rate_ips"])
+            out["pipeline"]["passes_ips"] = [p["rate_ips"] for p in passes]
             if levers:
                 out["levers"] = {
                     "drains": lever_drains(runtime, samples[:levers], timeout_s),
@@ -675,7 +678,7 @@ def summary(doc: dict[str, Any]) -> list[str]:
         f"{p['rate_ips']:.1f} img/s ({p['images']} jobs queued first, drained after a warm-up "
         f"batch in "
         f"{p['drain_s']:.2f} s, {p['batches']} batches of {p['mean_batch']:g}, "
-        f"{p['succeeded']} succeeded)",
+        f"{p['succeeded']} succeeded; passes {' / '.join(f'{x:.1f}' for x in p['passes_ips'])})",
         f"pipeline (the same, emulator inside the runtime as `make run` has it): "
         f"{q['rate_ips']:.1f} img/s (drained in {q['drain_s']:.2f} s, {q['succeeded']} succeeded)",
         f"ratio pipeline/bare: {r['pipeline_vs_bare']:.2f} (emulator inside the runtime: "

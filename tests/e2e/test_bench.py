@@ -47,6 +47,7 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path: Path) -> None:
     assert pipeline["queued_before_start"] == IMAGES  # nothing ran before the clock started
     assert pipeline["succeeded"] == pipeline["attempts"] == IMAGES
     assert pipeline["drain_s"] > 0
+    assert pipeline["rate_ips"] == max(pipeline["passes_ips"])  # the faster of two drains
     assert set(pipeline["stages_ms"]) >= {"queue_wait", "s3_get", "decode", "inference"}
     assert set(pipeline["stages_ms"]) >= {"start", "write", "notify", "total"}
     in_process = doc["pipeline_in_process_emulator"]
