@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -57,6 +58,17 @@ def deserialize(attribute: Any) -> Any:
 def is_condition_failure(exc: ClientError) -> bool:
     """Whether a write was refused by its condition."""
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def conditional[R](write: Callable[..., R], **request: Any) -> R | None:
+    """Make a conditional write: its response, or None when its condition refused it. Other
+    errors are translated (throttling and server errors become ``TransientError``)."""
+    try:
+        return write(**request)
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            return None
+        raise translate(exc) from exc
 
 
 def translate(exc: ClientError) -> Exception:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from chalicelib.dynamo import deserialize, is_condition_failure, serialize, translate
+from chalicelib.dynamo import conditional, deserialize, serialize, translate
 from chalicelib.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -137,17 +137,13 @@ class JobRepository:
 
     def create(self, job: Job) -> bool:
         """Insert a new job; False (and nothing written) when the id already exists."""
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=job.to_item(),
-                ConditionExpression="attribute_not_exists(job_id)",
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise translate(exc) from exc
-        return True
+        written = conditional(
+            self._db.put_item,
+            TableName=self._table,
+            Item=job.to_item(),
+            ConditionExpression="attribute_not_exists(job_id)",
+        )
+        return written is not None
 
     def get(self, job_id: str) -> Job | None:
         """The job, or None."""
@@ -232,21 +228,17 @@ class JobRepository:
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
         if not increment:
             del values[":zero"], values[":one"]
-        try:
-            resp = self._db.update_item(
-                TableName=self._table,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return None
-            raise translate(exc) from exc
-        return Job.from_item(resp["Attributes"])
+        resp = conditional(
+            self._db.update_item,
+            TableName=self._table,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return None if resp is None else Job.from_item(resp["Attributes"])
 
     def start(self, job_id: str) -> Job | None:
         """PENDING/PROCESSING → PROCESSING, counting the attempt; None if already terminal.
@@ -295,19 +287,15 @@ class JobRepository:
         same_generation = "#gen = :gen" + (
             " OR attribute_not_exists(#gen)" if not started.generation else ""
         )
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=done.to_item(),
-                ConditionExpression=f"#status = :processing AND ({same_generation})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return None
-            raise translate(exc) from exc
-        return done
+        written = conditional(
+            self._db.put_item,
+            TableName=self._table,
+            Item=done.to_item(),
+            ConditionExpression=f"#status = :processing AND ({same_generation})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+        return None if written is None else done
 
     def fail(
         self, job_id: str, *, code: str, message: str, generation: int | None = None

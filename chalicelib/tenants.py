@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.dynamo import deserialize, is_condition_failure, serialize, translate
+from chalicelib.dynamo import conditional, deserialize, serialize, translate
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -57,13 +57,7 @@ class TenantStore:
         kwargs: dict[str, Any] = {"TableName": self._table, "Item": _item(pk, sk, values)}
         if only_new:
             kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
-        try:
-            self._db.put_item(**kwargs)
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise translate(exc) from exc
-        return True
+        return conditional(self._db.put_item, **kwargs) is not None
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         """One record, or None."""
@@ -99,17 +93,13 @@ class TenantStore:
 
     def delete(self, pk: str, sk: str) -> bool:
         """Remove a record; False if there was none."""
-        try:
-            self._db.delete_item(
-                TableName=self._table,
-                Key={"pk": {"S": pk}, "sk": {"S": sk}},
-                ConditionExpression="attribute_exists(pk)",
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise translate(exc) from exc
-        return True
+        deleted = conditional(
+            self._db.delete_item,
+            TableName=self._table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            ConditionExpression="attribute_exists(pk)",
+        )
+        return deleted is not None
 
     def put_if(
         self,
@@ -122,19 +112,15 @@ class TenantStore:
         condition_values: dict[str, Any],
     ) -> bool:
         """Write a record only when ``condition`` holds (or it does not exist yet)."""
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=_item(pk, sk, values),
-                ConditionExpression=f"attribute_not_exists(pk) OR ({condition})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={k: serialize(v) for k, v in condition_values.items()},
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise translate(exc) from exc
-        return True
+        written = conditional(
+            self._db.put_item,
+            TableName=self._table,
+            Item=_item(pk, sk, values),
+            ConditionExpression=f"attribute_not_exists(pk) OR ({condition})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={k: serialize(v) for k, v in condition_values.items()},
+        )
+        return written is not None
 
     # --- the tenant's signing secret ------------------------------------------------------
 
