@@ -46,14 +46,19 @@ class Runtime:
         state = "still running" if code is None else f"exited with {code}"
         return f"the local runtime is {state}; its last output:\n" + "".join(self.output[-60:])
 
-    def submit(self, data: bytes, content_type: str) -> str:
-        """POST one image as a raw body; the job id of the 202."""
-        resp = requests.post(
+    def post_image(self, data: bytes, content_type: str, **params: str) -> requests.Response:
+        """POST /jobs with one image as the raw body (``params`` as the query string)."""
+        return requests.post(
             f"{self.url}/jobs",
+            params=params,
             data=data,
             headers=self.headers(**{"Content-Type": content_type}),
             timeout=30,
         )
+
+    def submit(self, data: bytes, content_type: str, **params: str) -> str:
+        """POST one image as a raw body; the job id of the 202."""
+        resp = self.post_image(data, content_type, **params)
         assert resp.status_code == 202, resp.text
         return str(resp.json()["job_id"])
 

@@ -178,12 +178,7 @@ def test_a_file_that_is_not_an_image_shows_the_api_415_message(
     page: Page, runtime: Runtime
 ) -> None:
     notes = b"shopping list: milk, eggs, a better image classifier\n"
-    refused = requests.post(
-        f"{runtime.url}/jobs",
-        data=notes,
-        headers=runtime.headers(**{"Content-Type": "application/octet-stream"}),
-        timeout=10,
-    )
+    refused = runtime.post_image(notes, "application/octet-stream")
     assert refused.status_code == 415
     open_with_key(page, runtime)
 

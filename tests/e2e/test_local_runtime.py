@@ -44,12 +44,7 @@ def events_queue(rt: Runtime) -> tuple[Any, str]:
 def test_three_real_photos_come_back_with_the_right_labels(runtime: Runtime) -> None:
     sqs, events_url = events_queue(runtime)
     submitted = {
-        "cat (raw body)": requests.post(
-            f"{runtime.url}/jobs",
-            data=CAT.read_bytes(),
-            headers=runtime.headers(**{"Content-Type": "image/png"}),
-            timeout=30,
-        ),
+        "cat (raw body)": runtime.post_image(CAT.read_bytes(), "image/png"),
         "espresso (multipart)": requests.post(
             f"{runtime.url}/jobs",
             files={"image": ("coffee.png", COFFEE.read_bytes(), "image/png")},
@@ -108,32 +103,15 @@ def test_three_real_photos_come_back_with_the_right_labels(runtime: Runtime) -> 
 
 
 def test_bad_input_over_http_is_a_json_4xx_and_the_worker_lives_on(runtime: Runtime) -> None:
-    resp = requests.post(
-        f"{runtime.url}/jobs",
-        data=b"not an image",
-        headers=runtime.headers(**{"Content-Type": "image/jpeg"}),
-        timeout=10,
-    )
+    resp = runtime.post_image(b"not an image", "image/jpeg")
     assert resp.status_code == 415
     assert resp.json()["error"]["code"] == "unsupported_image"
     truncated = cat_jpeg()[:4000]  # the header is intact, the pixels are not: passes the door
-    broken = requests.post(
-        f"{runtime.url}/jobs",
-        data=truncated,
-        headers=runtime.headers(**{"Content-Type": "image/jpeg"}),
-        timeout=10,
-    )
-    assert broken.status_code == 202
-    failed = runtime.wait_for(broken.json()["job_id"])
+    failed = runtime.wait_for(runtime.submit(truncated, "image/jpeg"))
     assert failed["status"] == "FAILED"
     assert failed["error"]["code"] == "undecodable_image"
-    after = requests.post(
-        f"{runtime.url}/jobs",
-        data=COFFEE.read_bytes(),
-        headers=runtime.headers(**{"Content-Type": "image/png"}),
-        timeout=10,
-    )
-    assert runtime.wait_for(after.json()["job_id"])["predictions"][0]["class_id"] == ESPRESSO
+    after = runtime.submit(COFFEE.read_bytes(), "image/png")
+    assert runtime.wait_for(after)["predictions"][0]["class_id"] == ESPRESSO
 
 
 def test_ctrl_c_stops_everything_cleanly(runtime: Runtime) -> None:

@@ -106,15 +106,7 @@ def test_webhooks_are_retried_until_the_receiver_accepts_and_are_signed(
         headers=runtime.headers(),
         timeout=10,
     ).json()
-    submitted = requests.post(
-        f"{runtime.url}/jobs",
-        params={"webhook_url": f"{receiver.base}/this-job"},
-        data=cat_jpeg(),
-        headers=runtime.headers(**{"Content-Type": "image/jpeg"}),
-        timeout=10,
-    )
-    assert submitted.status_code == 202, submitted.text
-    job_id = submitted.json()["job_id"]
+    job_id = runtime.submit(cat_jpeg(), "image/jpeg", webhook_url=f"{receiver.base}/this-job")
 
     eventually(lambda: receiver.accepted("/this-job") and receiver.accepted("/all-events"))
 
