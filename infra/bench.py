@@ -170,7 +170,7 @@ def wait_terminal(
 ) -> dict[str, dict[str, Any]]:
     """Wait until the queue is empty and every job is SUCCEEDED or FAILED.
 
-    ``settled`` (messages the classifier has finished with, when the caller can tell) keeps the
+    ``settled`` (messages handed to the classifier so far, when the caller can tell) keeps the
     wait from asking the emulator anything before that reaches the backlog's size: the emulator
     shares the CPU with the classifier, and each question about a queue of hundreds of messages
     costs it milliseconds.
@@ -397,6 +397,53 @@ def write_levers(rounds: int = 3) -> dict[str, Any]:
     }
 
 
+def emulator_call_costs(emulator: Emulator, rounds: int = 50) -> dict[str, float]:
+    """The emulator's CPU per call, for each call the classifier makes per image (the start,
+    the result, the S3 read) or per batch (the events), one call type at a time."""
+    from dataclasses import replace
+
+    from chalicelib.jobs import JobRepository, JobStatus
+    from chalicelib.notify import EventPublisher
+
+    aws = _aws()
+    repo = JobRepository(aws.dynamodb, os.environ["JOBS_TABLE"])
+    bucket, key = os.environ["IMAGES_BUCKET"], "bench-scratch/one-megabyte"
+    aws.s3.put_object(Bucket=bucket, Key=key, Body=os.urandom(1_000_000))
+    publisher = EventPublisher(
+        aws.sns, topic_arn=os.environ["JOB_EVENTS_TOPIC_ARN"], topic_name=Settings().topic_name
+    )
+    ids = _scratch_jobs(repo, rounds)
+    started: list[Any] = []
+    top5 = [{"class_id": i, "label": "tabby, tabby cat", "probability": 0.1} for i in range(5)]
+
+    def succeed(job: Any) -> Any:
+        return repo.succeed(
+            job, predictions=top5, model={"name": "m", "version": "1"}, timings_ms={"total": 1.0}
+        )
+
+    def per_call(fn: Callable[[Any], Any], args: list[Any]) -> float:
+        cpu = emulator.cpu_seconds()
+        for arg in args:
+            fn(arg)
+        return round((emulator.cpu_seconds() - cpu) * 1000 / len(args), 2)
+
+    def read(_: Any) -> bytes:
+        return aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
+
+    costs = {
+        "start (UpdateItem returning the record)": per_call(
+            lambda j: started.append(repo.start(j)), ids
+        )
+    }
+    costs["result (conditional PutItem)"] = per_call(succeed, started)
+    costs["S3 GetObject, 1 MB"] = per_call(read, ids)
+    done = [replace(j, status=JobStatus.SUCCEEDED) for j in started[:10]]
+    costs["PublishBatch of ten events"] = per_call(
+        publisher.publish_many, [done] * max(5, rounds // 2)
+    )
+    return costs
+
+
 def publish_levers(aws: Any, rounds: int) -> dict[str, Any]:
     """Ten events as ten Publish calls, or as one PublishBatch."""
     topic = os.environ["JOB_EVENTS_TOPIC_ARN"]
@@ -528,6 +575,7 @@ def drains(
                 out["levers"] = {
                     "drains": lever_drains(runtime, samples[:levers], timeout_s),
                     "calls": write_levers(),
+                    "emulator_cpu_ms_per_call": emulator_call_costs(emulator),
                 }
         finally:
             runtime.stop()
@@ -727,6 +775,8 @@ def lever_lines(levers: dict[str, Any] | None) -> list[str]:
         f"lever ten conditional writes ({calls['table_items']} items in the table): {writes}"
     )
     lines.append(f"lever ten events: {events}")
+    costs = ", ".join(f"{k} {v:g}" for k, v in levers["emulator_cpu_ms_per_call"].items())
+    lines.append(f"emulator CPU per call, ms: {costs}")
     return lines
 
 

@@ -23,7 +23,7 @@ IMAGES = 12
 
 def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    args = ["--images", str(IMAGES), "--rss-images", "3", "--out", str(out)]
+    args = ["--images", str(IMAGES), "--rss-images", "3", "--levers", "4", "--out", str(out)]
     proc = subprocess.run(
         [sys.executable, "-m", "infra.bench", *args],
         cwd=ROOT,
@@ -83,3 +83,9 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path: Path) -> None:
     printed = proc.stdout
     for needle in ("bare decode+resize+inference", "ratio pipeline/bare", "cold start", "peak RSS"):
         assert needle in printed
+    levers = doc["levers"]
+    assert len(levers["drains"]) == 7  # CLASSIFY_WORKERS 1, 2, 4, 8; ORT_THREADS 1, 2; spinning
+    costs = levers["emulator_cpu_ms_per_call"]
+    assert len(costs) == 4
+    assert all(ms > 0 for ms in costs.values())
+    assert "emulator CPU per call, ms:" in printed
