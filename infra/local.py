@@ -286,16 +286,12 @@ class LocalRuntime:
         # EMF blobs are for CloudWatch; locally the same counters are at GET /metrics.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         if not os.environ.get("AWS_ENDPOINT_URL") and not os.environ.get("LOCALSTACK_HOST"):
-            from moto.server import ThreadedMotoServer
-
-            from infra.emulator import tune_moto
+            from infra.emulator import emulator_server, tune_moto
 
             _ensure_free(self.emulator_port, "EMULATOR_PORT")
             tune_moto()
 
-            self._emulator = ThreadedMotoServer(
-                ip_address="127.0.0.1", port=self.emulator_port, verbose=False
-            )
+            self._emulator = emulator_server(port=self.emulator_port)
             self._emulator.start()
             self.emulator_port = self._emulator.get_host_and_port()[1]
             os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{self.emulator_port}"
