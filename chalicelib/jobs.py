@@ -215,13 +215,7 @@ class JobRepository:
         if generation is not None:
             names["#gen"] = "generation"
             values[":gen"] = {"N": str(generation)}
-            same = "#gen = :gen"
-            # Records written before generations existed are generation 0.
-            condition += (
-                f" AND ({same} OR attribute_not_exists(#gen))"
-                if generation == 0
-                else (f" AND {same}")
-            )
+            condition += f" AND ({_same_generation(generation)})"
         if remove:
             for i, attr in enumerate(remove):
                 names[f"#r{i}"] = attr
@@ -240,18 +234,60 @@ class JobRepository:
         )
         return None if resp is None else Job.from_item(resp["Attributes"])
 
-    def start(self, job_id: str) -> Job | None:
+    def start(
+        self, job_id: str, *, queued: Job | None = None, receive_count: int | None = None
+    ) -> Job | None:
         """PENDING/PROCESSING → PROCESSING, counting the attempt; None if already terminal.
 
         PROCESSING is allowed as a source because an attempt that died mid-way leaves the job
         PROCESSING and SQS hands the same message over again.
+
+        With the record the message carried (``queued``) and the message's receive count, the
+        started record is written whole, on the condition that the stored job is still that
+        one: same generation, not finished, and as many attempts as this message's earlier
+        receives account for. Else (an attempt that died before starting, a second message for
+        the job) the attempt is counted with an update that reads the record back, which costs
+        DynamoDB (and the emulator on this machine) twice the put. The jobs queue is as trusted
+        as the table: only the service sends to it.
         """
+        if queued is not None and receive_count is not None and receive_count >= 1:
+            started = self._start_queued(queued, receive_count)
+            if started is not None:
+                return started
         return self._update(
             job_id,
             allowed_from=(JobStatus.PENDING, JobStatus.PROCESSING),
             set_values={"status": JobStatus.PROCESSING.value, "updated_at": utc_now()},
             increment=("attempts",),
         )
+
+    def _start_queued(self, queued: Job, receive_count: int) -> Job | None:
+        before = queued.attempts + receive_count - 1
+        started = replace(
+            queued,
+            status=JobStatus.PROCESSING,
+            updated_at=utc_now(),
+            attempts=before + 1,
+        )
+        names = {"#status": "status", "#gen": "generation", "#attempts": "attempts"}
+        values: dict[str, Any] = {
+            ":pending": {"S": JobStatus.PENDING.value},
+            ":processing": {"S": JobStatus.PROCESSING.value},
+            ":gen": {"N": str(queued.generation)},
+            ":attempts": {"N": str(before)},
+        }
+        written = conditional(
+            self._db.put_item,
+            TableName=self._table,
+            Item=started.to_item(),
+            ConditionExpression=(
+                f"#status IN (:pending, :processing) AND #attempts = :attempts AND "
+                f"({_same_generation(queued.generation)})"
+            ),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+        return None if written is None else started
 
     def succeed(
         self,
@@ -284,14 +320,13 @@ class JobRepository:
             ":processing": {"S": JobStatus.PROCESSING.value},
             ":gen": {"N": str(started.generation)},
         }
-        same_generation = "#gen = :gen" + (
-            " OR attribute_not_exists(#gen)" if not started.generation else ""
-        )
         written = conditional(
             self._db.put_item,
             TableName=self._table,
             Item=done.to_item(),
-            ConditionExpression=f"#status = :processing AND ({same_generation})",
+            ConditionExpression=(
+                f"#status = :processing AND ({_same_generation(started.generation)})"
+            ),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
@@ -365,6 +400,12 @@ class JobRepository:
             if not start_key:
                 break
         return JobPage(jobs=jobs, next_token=_encode_token(start_key) if start_key else None)
+
+
+def _same_generation(generation: int) -> str:
+    """The condition "still in ``generation``" (``#gen``, ``:gen``); records written before
+    generations existed are generation 0."""
+    return "#gen = :gen" + (" OR attribute_not_exists(#gen)" if not generation else "")
 
 
 def _encode_token(key: dict[str, Any]) -> str:

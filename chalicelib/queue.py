@@ -1,14 +1,15 @@
-"""SQS queues: the jobs queue (one small JSON message per job and generation) and others."""
+"""SQS queues: the jobs queue (one JSON message per job and generation) and others."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import TransientError
+from chalicelib.jobs import Job
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -18,18 +19,25 @@ MAX_DELAY_S = 900  # SQS's longest DelaySeconds
 
 @dataclass(frozen=True)
 class JobMessage:
-    """What a queue message says: which job, and which run of it (retries start a new one)."""
+    """What a queue message says: which job, and which run of it (retries start a new one); and
+    the job's record as it was queued, so the classifier can start it without reading it back.
+    """
 
     job_id: str
     generation: int = 0
+    queued: Job | None = None
 
     def to_body(self) -> str:
         """The message body."""
-        return json.dumps({"job_id": self.job_id, "generation": self.generation})
+        doc: dict[str, Any] = {"job_id": self.job_id, "generation": self.generation}
+        if self.queued is not None:
+            doc["job"] = self.queued.to_item()
+        return json.dumps(doc)
 
     @classmethod
     def parse(cls, body: str) -> JobMessage | None:
-        """The message in ``body``, or None for a body that is not one of ours."""
+        """The message in ``body``, or None for a body that is not one of ours. A record that
+        does not describe this job and generation is left out (the job is then read)."""
         try:
             parsed = json.loads(body)
         except ValueError:
@@ -39,7 +47,19 @@ class JobMessage:
         job_id, generation = parsed.get("job_id"), parsed.get("generation", 0)
         if not isinstance(job_id, str) or type(generation) is not int or generation < 0:
             return None
-        return cls(job_id=job_id, generation=generation)
+        queued = _record(parsed.get("job"))
+        if queued is not None and (queued.job_id, queued.generation) != (job_id, generation):
+            queued = None
+        return cls(job_id=job_id, generation=generation, queued=queued)
+
+
+def _record(item: Any) -> Job | None:
+    if not isinstance(item, dict):
+        return None
+    try:
+        return Job.from_item(item)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 class Queue:
@@ -73,6 +93,8 @@ class Queue:
 class JobQueue(Queue):
     """The jobs queue."""
 
-    def send(self, job_id: str, *, generation: int = 0) -> None:
-        """Queue one job for classification."""
-        self.send_body(JobMessage(job_id=job_id, generation=generation).to_body())
+    def send(self, job: Job) -> None:
+        """Queue one job for classification, its record with it."""
+        self.send_body(
+            JobMessage(job_id=job.job_id, generation=job.generation, queued=job).to_body()
+        )

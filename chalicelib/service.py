@@ -321,7 +321,7 @@ class JobService:
     def _enqueue(self, job: Job) -> None:
         """Queue a recorded job; if the queue is down, the job ends FAILED (retryable), not lost."""
         try:
-            self._queue.send(job.job_id, generation=job.generation)
+            self._queue.send(job)
         except TransientError as exc:
             self._repo.fail(job.job_id, code="enqueue_failed", message=str(exc))
             raise ServiceUnavailable(
@@ -409,7 +409,7 @@ class JobService:
         starts, downloads and decodes overlap on a small thread pool; the batch is one ONNX run.
         """
         failed: list[str] = []
-        todo: list[tuple[QueueMessage, str, bool]] = []
+        todo: list[tuple[QueueMessage, JobMessage, bool]] = []
         seen: set[str] = set()
         for message in messages:
             parsed = JobMessage.parse(message.body)
@@ -422,16 +422,16 @@ class JobService:
                 continue  # the same job twice in one batch: one run answers both
             seen.add(parsed.job_id)
             # Faults are drawn here, in message order, so FAULT_SEED stays repeatable.
-            todo.append((message, parsed.job_id, self._draw_fault()))
+            todo.append((message, parsed, self._draw_fault()))
         ready: list[_Prepared] = []
-        for (message, job_id, _), outcome in zip(
+        for (message, parsed, _), outcome in zip(
             todo, self._overlap.map(self._prepare, todo), strict=True
         ):
             if isinstance(outcome, Exception):
                 log.error(
                     "transient failure, message returned to the queue",
                     exc_info=outcome,
-                    extra={"message_id": message.message_id, "job_id": job_id},
+                    extra={"message_id": message.message_id, "job_id": parsed.job_id},
                 )
                 failed.append(message.message_id)
             elif outcome is not None:
@@ -443,13 +443,16 @@ class JobService:
     def _draw_fault(self) -> bool:
         return bool(self.settings.fault_rate) and self._rng.random() < self.settings.fault_rate
 
-    def _prepare(self, item: tuple[QueueMessage, str, bool]) -> _Prepared | None:
-        with telemetry.job_context(item[1]):  # every log line of this job names it
+    def _prepare(self, item: tuple[QueueMessage, JobMessage, bool]) -> _Prepared | None:
+        with telemetry.job_context(item[1].job_id):  # every log line of this job names it
             return self._prepare_job(*item)
 
-    def _prepare_job(self, message: QueueMessage, job_id: str, fault: bool) -> _Prepared | None:
+    def _prepare_job(
+        self, message: QueueMessage, parsed: JobMessage, fault: bool
+    ) -> _Prepared | None:
         started = time.perf_counter()
-        job = self._repo.start(job_id)
+        job_id = parsed.job_id
+        job = self._repo.start(job_id, queued=parsed.queued, receive_count=message.receive_count)
         if job is None:
             self._settle_duplicate(job_id)
             return None

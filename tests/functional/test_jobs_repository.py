@@ -89,3 +89,79 @@ def test_retry_only_from_failed_and_clears_the_error(stack: Stack) -> None:
     assert (retried.status, retried.error) == (JobStatus.PENDING, None)
     assert retried.attempts == 1
     assert repo.retry(job.job_id) is None
+
+
+def _operations(stack: Stack) -> list[str]:
+    """The DynamoDB operations the repository's client makes from now on, in order."""
+    seen: list[str] = []
+    stack.clients.dynamodb.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: seen.append(model.name)
+    )
+    return seen
+
+
+def test_start_from_the_queued_record_is_one_put_and_falls_back_when_it_is_stale(
+    stack: Stack,
+) -> None:
+    repo = repo_of(stack)
+    job = new_job(repo)
+    calls = _operations(stack)
+
+    first = repo.start(job.job_id, queued=job, receive_count=1)
+    assert calls == ["PutItem"]  # no read-back: the message carried the record
+    assert first is not None
+    assert (first.status, first.attempts, first.created_at) == (
+        JobStatus.PROCESSING,
+        1,
+        job.created_at,
+    )
+    assert repo.get(job.job_id) == first
+
+    calls.clear()
+    second = repo.start(job.job_id, queued=job, receive_count=2)  # SQS handed it over again
+    assert calls == ["PutItem"]
+    assert second is not None
+    assert second.attempts == 2
+
+    calls.clear()
+    # A second message for the job (its first receive) no longer matches the stored count:
+    # the attempt is counted by an update instead, never lost.
+    third = repo.start(job.job_id, queued=job, receive_count=1)
+    assert calls == ["PutItem", "UpdateItem"]
+    assert third is not None
+    assert third.attempts == 3
+    assert repo.get(job.job_id) == third
+
+
+def test_start_from_the_queued_record_never_reopens_a_finished_or_deleted_job(
+    stack: Stack,
+) -> None:
+    repo = repo_of(stack)
+    job = new_job(repo)
+    started = repo.start(job.job_id, queued=job, receive_count=1)
+    assert started is not None
+    done = repo.succeed(started, predictions=PRED, model=MODEL, timings_ms={"total": 1.0})
+
+    assert repo.start(job.job_id, queued=job, receive_count=1) is None
+    assert repo.start(job.job_id, queued=job, receive_count=2) is None
+    assert repo.get(job.job_id) == done
+
+    gone = new_job(repo)
+    repo.delete(gone.job_id)
+    assert repo.start(gone.job_id, queued=gone, receive_count=1) is None
+    assert repo.get(gone.job_id) is None
+
+
+def test_a_queued_record_from_before_a_retry_is_not_written_back(stack: Stack) -> None:
+    repo = repo_of(stack)
+    job = new_job(repo)
+    assert repo.fail(job.job_id, code="x", message="failed") is not None
+    retried = repo.retry(job.job_id)
+    assert retried is not None
+    assert retried.generation == 1
+
+    # The generation-0 record must not replace the retried one (its generation would go back).
+    started = repo.start(job.job_id, queued=job, receive_count=1)
+    assert started is not None
+    assert started.generation == 1
+    assert repo.get(job.job_id) == started

@@ -13,7 +13,7 @@ from chalice.test import Client
 from app import app
 from chalicelib.classifier import get_classifier, read_model_info
 from chalicelib.errors import SimulatedCrash, TransientError
-from chalicelib.jobs import JobRepository
+from chalicelib.jobs import Job, JobRepository
 from chalicelib.notify import EventPublisher
 from chalicelib.queue import JobQueue
 from chalicelib.service import JobService
@@ -45,10 +45,10 @@ class DownQueue(JobQueue):
         self.__dict__.update(inner.__dict__)
         self.down = True
 
-    def send(self, job_id: str, *, generation: int = 0) -> None:
+    def send(self, job: Job) -> None:
         if self.down:
             raise TransientError("SQS unavailable")
-        super().send(job_id, generation=generation)
+        super().send(job)
 
 
 def service_with(stack: Stack, **overrides: Any) -> JobService:
