@@ -527,10 +527,13 @@ def measure(count: int, rss_count: int, timeout_s: float, levers: int) -> dict[s
 
 
 def in_process_drain(count: int, timeout_s: float) -> dict[str, Any]:
-    """The backlog drained by a runtime with its emulator inside (as ``make run`` starts it)."""
+    """The backlog drained by a runtime with the emulator inside its own process (a lever:
+    ``make run`` starts the emulator in a process of its own)."""
     _prepare_env()
     samples = backlog(count)
-    runtime = LocalRuntime(port=0, emulator_port=0, poll=False, visibility_timeout_s=120)
+    runtime = LocalRuntime(
+        port=0, emulator_port=0, poll=False, visibility_timeout_s=120, emulator_in_process=True
+    )
     runtime.start()
     try:
         warm_up(runtime, samples, timeout_s)
@@ -553,7 +556,8 @@ def drains(
     samples: list[Sample], rss_samples: list[Sample], timeout_s: float, levers: int
 ) -> dict[str, Any]:
     """The local runtime's drains: with the emulator in a process of its own (as AWS is never
-    in the classifier's process), then with the emulator inside the runtime (``make run``)."""
+    in the classifier's process; as ``make run`` starts it), then with the emulator inside the
+    runtime's process."""
     from chalicelib.wiring import set_service
 
     out: dict[str, Any] = {}
@@ -722,12 +726,13 @@ def summary(doc: dict[str, Any]) -> list[str]:
         f"naive (full-size decode, one at a time): {n['rate_ips']:.1f} img/s",
         f"bare, overlapped as the classifier does it ({o['workers']} decode threads, batches of "
         f"{o['batch']}): {o['rate_ips']:.1f} img/s, {o['cpu_ms_per_image']:g} ms CPU per image",
-        f"pipeline (local runtime, classifier concurrency 1, emulator in its own process): "
+        f"pipeline (local runtime as `make run` starts it: classifier concurrency 1, emulator "
+        f"in its own process): "
         f"{p['rate_ips']:.1f} img/s ({p['images']} jobs queued first, drained after a warm-up "
         f"batch in "
         f"{p['drain_s']:.2f} s, {p['batches']} batches of {p['mean_batch']:g}, "
         f"{p['succeeded']} succeeded; passes {' / '.join(f'{x:.1f}' for x in p['passes_ips'])})",
-        f"pipeline (the same, emulator inside the runtime as `make run` has it): "
+        f"pipeline (the same, emulator inside the runtime's process): "
         f"{q['rate_ips']:.1f} img/s (drained in {q['drain_s']:.2f} s, {q['succeeded']} succeeded)",
         f"ratio pipeline/bare: {r['pipeline_vs_bare']:.2f} (emulator inside the runtime: "
         f"{r['pipeline_in_process_emulator_vs_bare']:.2f})   pipeline/overlapped bare: "
@@ -804,7 +809,7 @@ def markdown(doc: dict[str, Any]) -> str:
         ),
         ("**pipeline / bare**", f"**{r['pipeline_vs_bare']:.2f}**"),
         (
-            "pipeline with the emulator inside the runtime (`make run`) / bare",
+            "pipeline with the emulator inside the runtime's process / bare",
             f"{q['rate_ips']:.1f} img/s, {r['pipeline_in_process_emulator_vs_bare']:.2f}",
         ),
         (

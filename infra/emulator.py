@@ -1,8 +1,8 @@
 """moto's server in a process of its own: ``python -m infra.emulator [--port N]``.
 
-``make run`` starts the emulator inside its own process, which is simplest. Started here instead,
-and handed to the local runtime with ``AWS_ENDPOINT_URL``, the emulated AWS no longer shares the
-classifier's interpreter lock, as real AWS never does: the benchmark drains its backlog both ways.
+``make run`` (``infra.local``) and the tests start it this way; the emulated AWS then never
+shares the classifier's interpreter lock, as real AWS never does. The benchmark also drains its
+backlog with the emulator inside the runtime's process, for comparison.
 Prints ``AWS emulator: http://127.0.0.1:PORT`` once it listens; stops on SIGINT or SIGTERM.
 """
 
@@ -179,6 +179,15 @@ def emulator_server(*, host: str = "127.0.0.1", port: int = 0, app: Any = None) 
     return KeepAliveMotoServer(ip_address=host, port=port, verbose=False)
 
 
+def _stop_when_orphaned(stop: threading.Event) -> None:
+    """Set ``stop`` once the process that started this one is gone (killed, say, before it
+    could stop the emulator): an emulator left behind would hold its port."""
+    parent = os.getppid()
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            stop.set()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGINT or SIGTERM."""
     parser = argparse.ArgumentParser(description="Run moto's server on loopback.")
@@ -194,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    threading.Thread(target=_stop_when_orphaned, args=(stop,), daemon=True).start()
     print(f"{PREFIX}http://127.0.0.1:{server.get_host_and_port()[1]}", flush=True)
     stop.wait()
     server.stop()
@@ -215,16 +225,20 @@ class Emulator:
 
 
 @contextlib.contextmanager
-def emulator_process() -> Iterator[Emulator]:
-    """Start ``python -m infra.emulator`` on a free port; yield it; stop it after."""
+def emulator_process(*, port: int = 0, quiet: bool = True) -> Iterator[Emulator]:
+    """Start ``python -m infra.emulator`` on ``port`` (0: a free one); yield it; stop it after.
+    ``quiet`` sends its error output nowhere rather than to ours."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.emulator"],
+        [sys.executable, "-m", "infra.emulator", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if quiet else None,
         text=True,
+        # Out of the terminal's process group: Ctrl-C reaches the process that started it, which
+        # stops its pollers first and the emulator last (or, killed, leaves it to stop itself).
+        start_new_session=True,
     )
     try:
         assert process.stdout is not None

@@ -1,15 +1,18 @@
-"""The local runtime: AWS emulated in-process, the Chalice app served, event sources emulated.
+"""The local runtime: AWS emulated, the Chalice app served, event sources emulated.
 
-``python -m infra.local`` (what ``make run`` runs) starts moto's server on loopback, creates the
-resources, serves the routes on http://127.0.0.1:8000 and polls the queues the app subscribes to,
-handing its handlers the event shapes Lambda would: batch size, batching window, reserved
-concurrency and ``ReportBatchItemFailures`` all honoured. With ``AWS_ENDPOINT_URL`` (or
-``LOCALSTACK_HOST``) set it starts no emulator and uses that endpoint instead.
+``python -m infra.local`` (what ``make run`` runs) starts moto's server on loopback in a process
+of its own (``infra.emulator``: emulated AWS never competes for the classifier's interpreter lock,
+as real AWS never does), creates the resources, serves the routes on http://127.0.0.1:8000 and
+polls the queues the app subscribes to, handing its handlers the event shapes Lambda would: batch
+size, batching window, reserved concurrency and ``ReportBatchItemFailures`` all honoured. With
+``AWS_ENDPOINT_URL`` (or ``LOCALSTACK_HOST``) set it starts no emulator and uses that endpoint
+instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -261,8 +264,10 @@ class LocalRuntime:
         emulator_port: int = 4566,
         visibility_timeout_s: int = 5,
         poll: bool = True,
+        emulator_in_process: bool = False,
     ) -> None:
         self.host = host
+        self.emulator_in_process = emulator_in_process
         self.port = port
         self.emulator_port = emulator_port
         self.visibility_timeout_s = visibility_timeout_s
@@ -271,7 +276,8 @@ class LocalRuntime:
         self.pollers: list[SqsPoller] = []
         self.resources: Resources | None = None
         self.seeded_keys: dict[str, str] = {}
-        self._emulator: Any = None
+        self._emulator: Any = None  # the in-process server, if that is where it runs
+        self._emulator_process = contextlib.ExitStack()
         self._http: Any = None
         self._http_thread: threading.Thread | None = None
         self._app: Chalice | None = None
@@ -286,14 +292,19 @@ class LocalRuntime:
         # EMF blobs are for CloudWatch; locally the same counters are at GET /metrics.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         if not os.environ.get("AWS_ENDPOINT_URL") and not os.environ.get("LOCALSTACK_HOST"):
-            from infra.emulator import emulator_server, tune_moto
+            from infra.emulator import emulator_process, emulator_server, tune_moto
 
             _ensure_free(self.emulator_port, "EMULATOR_PORT")
-            tune_moto()
-
-            self._emulator = emulator_server(port=self.emulator_port)
-            self._emulator.start()
-            self.emulator_port = self._emulator.get_host_and_port()[1]
+            if self.emulator_in_process:
+                tune_moto()
+                self._emulator = emulator_server(port=self.emulator_port)
+                self._emulator.start()
+                self.emulator_port = self._emulator.get_host_and_port()[1]
+            else:
+                emulator = self._emulator_process.enter_context(
+                    emulator_process(port=self.emulator_port, quiet=False)
+                )
+                self.emulator_port = int(emulator.endpoint.rsplit(":", 1)[1])
             os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{self.emulator_port}"
             # The emulator accepts any credentials; never let real ones near it.
             os.environ["AWS_ACCESS_KEY_ID"] = "testing"
@@ -423,6 +434,7 @@ class LocalRuntime:
             self._http.server.server_close()
         if self._emulator is not None:
             self._emulator.stop()
+        self._emulator_process.close()
 
 
 def _request_handler() -> type:

@@ -120,3 +120,34 @@ def test_ctrl_c_stops_everything_cleanly(runtime: Runtime) -> None:
     assert "stopped" in out
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{runtime.url}/health", timeout=2)
+
+
+def _listener(port: int) -> int:
+    """The pid of the process that listens on loopback ``port`` (from /proc)."""
+    from pathlib import Path
+
+    inodes = {
+        fields[9]
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if (fields := line.split())[3] == "0A" and int(fields[1].split(":")[1], 16) == port
+    }
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            link = fd.readlink().name
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return int(fd.parent.parent.name)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def test_the_emulator_runs_in_a_process_of_its_own(runtime: Runtime) -> None:
+    """As AWS never shares the classifier's interpreter: `make run` starts it as a child."""
+    from pathlib import Path
+
+    emulator = _listener(int(runtime.emulator.rsplit(":", 1)[1]))
+    assert emulator != runtime.process.pid
+    assert b"infra.emulator" in Path(f"/proc/{emulator}/cmdline").read_bytes()
+    assert Path(f"/proc/{emulator}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(
+        runtime.process.pid
+    )  # its parent is the runtime, which stops it

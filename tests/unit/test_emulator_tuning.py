@@ -90,3 +90,41 @@ def test_moto_answers_through_the_emulator_server() -> None:
             assert db.list_tables()["TableNames"] == []
     finally:
         server.stop()
+
+
+def test_an_orphaned_emulator_stops_when_its_parent_is_killed() -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from infra.emulator import emulator_process\n"
+            "with emulator_process() as e:\n"
+            "    print(e.endpoint, flush=True)\n"
+            "    time.sleep(120)\n",
+        ],
+        cwd=emulator.ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    port = int(parent.stdout.readline().strip().rsplit(":", 1)[1])
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()  # it listens
+
+    parent.send_signal(signal.SIGKILL)  # no chance to stop its emulator
+    parent.wait(timeout=10)
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return  # the port is free again: the emulator stopped
+        time.sleep(0.2)
+    raise AssertionError("the orphaned emulator is still listening")
