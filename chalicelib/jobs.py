@@ -276,18 +276,25 @@ class JobRepository:
             ":gen": {"N": str(queued.generation)},
             ":attempts": {"N": str(before)},
         }
+        condition = (
+            f"#status IN (:pending, :processing) AND #attempts = :attempts AND "
+            f"({_same_generation(queued.generation)})"
+        )
+        return self._put_if(started, condition, names, values)
+
+    def _put_if(
+        self, job: Job, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> Job | None:
+        """Write ``job`` whole if ``condition`` holds; the job written, or None."""
         written = conditional(
             self._db.put_item,
             TableName=self._table,
-            Item=started.to_item(),
-            ConditionExpression=(
-                f"#status IN (:pending, :processing) AND #attempts = :attempts AND "
-                f"({_same_generation(queued.generation)})"
-            ),
+            Item=job.to_item(),
+            ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
-        return None if written is None else started
+        return None if written is None else job
 
     def succeed(
         self,
@@ -320,17 +327,8 @@ class JobRepository:
             ":processing": {"S": JobStatus.PROCESSING.value},
             ":gen": {"N": str(started.generation)},
         }
-        written = conditional(
-            self._db.put_item,
-            TableName=self._table,
-            Item=done.to_item(),
-            ConditionExpression=(
-                f"#status = :processing AND ({_same_generation(started.generation)})"
-            ),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-        return None if written is None else done
+        condition = f"#status = :processing AND ({_same_generation(started.generation)})"
+        return self._put_if(done, condition, names, values)
 
     def fail(
         self, job_id: str, *, code: str, message: str, generation: int | None = None

@@ -114,21 +114,14 @@ def test_bad_input_over_http_is_a_json_4xx_and_the_worker_lives_on(runtime: Runt
     assert runtime.wait_for(after)["predictions"][0]["class_id"] == ESPRESSO
 
 
-def test_ctrl_c_stops_everything_cleanly(runtime: Runtime) -> None:
-    out = runtime.stop()
-    assert runtime.process.returncode == 0, out
-    assert "stopped" in out
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"{runtime.url}/health", timeout=2)
-
-
-def _listener(port: int) -> int:
-    """The pid of the process that listens on loopback ``port`` (from /proc)."""
+def _listener(port: int, near: int) -> int:
+    """The pid of the process that listens on loopback ``port``, in the network namespace of
+    process ``near`` (from /proc)."""
     from pathlib import Path
 
     inodes = {
         fields[9]
-        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        for line in Path(f"/proc/{near}/net/tcp").read_text().splitlines()[1:]
         if (fields := line.split())[3] == "0A" and int(fields[1].split(":")[1], 16) == port
     }
     for fd in Path("/proc").glob("[0-9]*/fd/*"):
@@ -145,9 +138,19 @@ def test_the_emulator_runs_in_a_process_of_its_own(runtime: Runtime) -> None:
     """As AWS never shares the classifier's interpreter: `make run` starts it as a child."""
     from pathlib import Path
 
-    emulator = _listener(int(runtime.emulator.rsplit(":", 1)[1]))
+    emulator = _listener(int(runtime.emulator.rsplit(":", 1)[1]), near=runtime.process.pid)
     assert emulator != runtime.process.pid
     assert b"infra.emulator" in Path(f"/proc/{emulator}/cmdline").read_bytes()
     assert Path(f"/proc/{emulator}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(
         runtime.process.pid
     )  # its parent is the runtime, which stops it
+
+
+def test_ctrl_c_stops_everything_cleanly(runtime: Runtime) -> None:
+    out = runtime.stop()
+    assert runtime.process.returncode == 0, out
+    assert "stopped" in out
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{runtime.url}/health", timeout=2)
+    with pytest.raises(requests.ConnectionError):  # the emulator's process stopped with it
+        requests.get(f"{runtime.emulator}/moto-api/", timeout=2)
