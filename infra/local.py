@@ -276,8 +276,7 @@ class LocalRuntime:
         self.pollers: list[SqsPoller] = []
         self.resources: Resources | None = None
         self.seeded_keys: dict[str, str] = {}
-        self._emulator: Any = None  # the in-process server, if that is where it runs
-        self._emulator_process = contextlib.ExitStack()
+        self._emulator = contextlib.ExitStack()  # stops the emulator this runtime started
         self._http: Any = None
         self._http_thread: threading.Thread | None = None
         self._app: Chalice | None = None
@@ -297,11 +296,12 @@ class LocalRuntime:
             _ensure_free(self.emulator_port, "EMULATOR_PORT")
             if self.emulator_in_process:
                 tune_moto()
-                self._emulator = emulator_server(port=self.emulator_port)
-                self._emulator.start()
-                self.emulator_port = self._emulator.get_host_and_port()[1]
+                server = emulator_server(port=self.emulator_port)
+                server.start()
+                self._emulator.callback(server.stop)
+                self.emulator_port = server.get_host_and_port()[1]
             else:
-                emulator = self._emulator_process.enter_context(
+                emulator = self._emulator.enter_context(
                     emulator_process(port=self.emulator_port, quiet=False)
                 )
                 self.emulator_port = int(emulator.endpoint.rsplit(":", 1)[1])
@@ -432,9 +432,7 @@ class LocalRuntime:
         if self._http is not None:
             self._http.server.shutdown()
             self._http.server.server_close()
-        if self._emulator is not None:
-            self._emulator.stop()
-        self._emulator_process.close()
+        self._emulator.close()
 
 
 def _request_handler() -> type:

@@ -132,7 +132,6 @@ def classify(count: int, timeout_s: float) -> dict[str, Any]:
         "rss_after_import_mb": rss_before,
         "peak_rss_mb": peak_rss_mb(),
         "cpu_ms_per_image": _ms((_cpu_seconds() - cpu_before) / max(1, poller.stats.messages)),
-        # Without the first batch, which also builds the session and the AWS clients.
         "warm_cpu_ms_per_image": _ms((ends[-1] - ends[0]) / after_warm) if after_warm else None,
         "handler_ms_per_image": _ms(poller.stats.handler_seconds / max(1, poller.stats.messages)),
         "wall_s": round(time.perf_counter() - wall_before, 3),
