@@ -5,20 +5,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from typing import Any
 
+from chalicelib.batch_store import BatchRecord, BatchStore
+from chalicelib.contract import Batch, BatchAccepted, ErrorDetail, JobStatus, Progress, Rejected
 from chalicelib.errors import AppError, BadRequest, NotFound, PayloadTooLarge
-from chalicelib.jobs import JobRepository, JobStatus, utc_now
-from chalicelib.service import JobService
-from chalicelib.submission import parse_form
-from chalicelib.tenants import TenantStore, tenant_pk
+from chalicelib.forms import parse_form
+from chalicelib.job_store import JobRepository, utc_now
+from chalicelib.submit import Submitter
 
 log = logging.getLogger(__name__)
-
-
-def is_batch_id(value: str) -> bool:
-    """Whether ``value`` has the shape of a batch id."""
-    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 
 def batch_status(counts: Counter[JobStatus], total: int) -> str:
@@ -32,17 +27,19 @@ def batch_status(counts: Counter[JobStatus], total: int) -> str:
     return "processing"
 
 
-class BatchService:
-    """Submit and follow batches; the jobs themselves are made by the ``JobService``."""
+class Batches:
+    """Submit and follow batches; the jobs themselves are made by the ``Submitter``."""
 
-    def __init__(self, *, jobs: JobService, repo: JobRepository, tenants: TenantStore) -> None:
-        self._jobs = jobs
+    def __init__(self, *, submitter: Submitter, repo: JobRepository, store: BatchStore) -> None:
+        self._submitter = submitter
         self._repo = repo
-        self._tenants = tenants
+        self._store = store
 
-    def submit(self, *, owner: str, content_type: str, body: bytes) -> dict[str, Any]:
+    def submit(
+        self, *, owner: str, content_type: str, body: bytes, base_path: str
+    ) -> BatchAccepted:
         """Make a job of every valid ``images`` part; report the invalid ones, sink none."""
-        s = self._jobs.settings
+        s = self._submitter.settings
         limit = s.max_batch_images
         if len(body) > s.max_image_bytes + 64 * 1024:  # binary parts: no base64 overhead
             raise PayloadTooLarge(
@@ -50,7 +47,7 @@ class BatchService:
                 f"{s.max_image_bytes} bytes (use POST /uploads for bigger images)",
                 code="batch_too_large",
             )
-        form = parse_form(content_type, body)
+        form = parse_form(content_type, body, max_parts=limit + 8)
         files = form.files.get("images", [])
         if not files:
             raise BadRequest("send one multipart 'images' part per file", code="missing_images")
@@ -61,10 +58,10 @@ class BatchService:
             )
         batch_id = uuid.uuid4().hex
         job_ids: list[str] = []
-        rejected: list[dict[str, Any]] = []
+        rejected: list[Rejected] = []
         for index, part in enumerate(files):
             try:
-                job = self._jobs.create_job(
+                job = self._submitter.create_job(
                     owner=owner,
                     data=part.data,
                     webhook_url=form.fields.get("webhook_url"),
@@ -74,47 +71,42 @@ class BatchService:
             except AppError as exc:
                 if exc.code == "invalid_webhook_url":
                     raise  # the same for every file: the request is wrong, not the file
-                rejected.append({"index": index, "filename": part.filename, **exc.to_dict()})
+                error = ErrorDetail(code=exc.code, message=exc.message)
+                rejected.append(Rejected(index=index, filename=part.filename, error=error))
                 continue
             job_ids.append(job.job_id)
         if not job_ids:
-            reasons = "; ".join(f"#{r['index']}: {r['error']['message']}" for r in rejected)
+            reasons = "; ".join(f"#{r.index}: {r.error.message}" for r in rejected)
             raise BadRequest(
                 f"no file in the batch is an image we accept ({reasons})", code="no_valid_images"
             )
-        self._tenants.put(
-            tenant_pk(owner),
-            f"BATCH#{batch_id}",
-            {
-                "batch_id": batch_id,
-                "created_at": utc_now(),
-                "job_ids": job_ids,
-                "rejected": rejected,
-            },
+        record = BatchRecord(
+            batch_id=batch_id, created_at=utc_now(), job_ids=job_ids, rejected=rejected
         )
+        self._store.put(owner, record)
         log.info("batch submitted", extra={"batch_id": batch_id, "jobs": len(job_ids)})
-        return {"batch_id": batch_id, "job_ids": job_ids, "rejected": rejected}
-
-    def get(self, *, owner: str, batch_id: str) -> dict[str, Any]:
-        """The caller's batch with its jobs and progress; 404 for anyone else's."""
-        record = (
-            self._tenants.get(tenant_pk(owner), f"BATCH#{batch_id}")
-            if is_batch_id(batch_id)
-            else None
+        return BatchAccepted(
+            batch_id=batch_id,
+            job_ids=job_ids,
+            rejected=rejected,
+            status_url=f"{base_path}/batches/{batch_id}",
         )
+
+    def get(self, *, owner: str, batch_id: str) -> Batch:
+        """The caller's batch with its jobs and progress; 404 for anyone else's."""
+        record = self._store.get(owner, batch_id)
         if record is None:
             raise NotFound(f"no batch {batch_id!r}", code="batch_not_found")
-        found = self._repo.get_many(list(record["job_ids"]))
-        jobs = [found[j] for j in record["job_ids"] if j in found]  # deleted jobs drop out
+        found = self._repo.get_many(record.job_ids)
+        jobs = [found[j] for j in record.job_ids if j in found]  # deleted jobs drop out
         counts = Counter(job.status for job in jobs)
-        return {
-            "batch_id": batch_id,
-            "created_at": record["created_at"],
-            "status": batch_status(counts, len(jobs)),
-            "progress": {
-                "total": len(jobs),
-                **{status.value.lower(): counts[status] for status in JobStatus},
-            },
-            "rejected": record.get("rejected", []),
-            "jobs": [job.to_api() for job in jobs],
-        }
+        return Batch(
+            batch_id=batch_id,
+            created_at=record.created_at,
+            status=batch_status(counts, len(jobs)),  # type: ignore[arg-type]
+            progress=Progress(
+                total=len(jobs), **{status.value.lower(): counts[status] for status in JobStatus}
+            ),
+            rejected=record.rejected,
+            jobs=[job.view() for job in jobs],
+        )

@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from chalicelib.contract import Model, Prediction
+from chalicelib.model_info import read_model_info
+
 TOP_K = 5
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Name and version reported with every result."""
-
-    name: str
-    version: str
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON form."""
-        return {"name": self.name, "version": self.version}
-
-
-def read_model_info(model_dir: Path) -> ModelInfo:
-    """The model's name and version from its manifest, without loading the network."""
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    return ModelInfo(name=manifest["name"], version=manifest["version"])
 
 
 class Classifier:
@@ -37,7 +20,7 @@ class Classifier:
 
     def __init__(self, model_dir: Path, *, threads: int = 0, spinning: bool = False) -> None:
         manifest = json.loads((model_dir / "manifest.json").read_text())
-        self.info = ModelInfo(name=manifest["name"], version=manifest["version"])
+        self.info: Model = read_model_info(model_dir)
         labels = json.loads((model_dir / manifest["labels"]).read_text())
         self._labels: list[str] = [entry["label"] for entry in labels]
         options = ort.SessionOptions()
@@ -54,7 +37,7 @@ class Classifier:
         )
         self._input = manifest["input"]["name"]
 
-    def predict(self, batch: np.ndarray) -> list[list[dict[str, Any]]]:
+    def predict(self, batch: np.ndarray) -> list[list[Prediction]]:
         """For an (N, 3, 224, 224) float32 batch, N lists of the top 5, most probable first."""
         probs = self._session.run(None, {self._input: batch})[0]
         results = []
@@ -62,11 +45,11 @@ class Classifier:
             top = np.argsort(row)[::-1][:TOP_K]
             results.append(
                 [
-                    {
-                        "class_id": int(i),
-                        "label": self._labels[int(i)],
-                        "probability": round(float(row[i]), 6),
-                    }
+                    Prediction(
+                        class_id=int(i),
+                        label=self._labels[int(i)],
+                        probability=round(float(row[i]), 6),
+                    )
                     for i in top
                 ]
             )

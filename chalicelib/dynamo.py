@@ -1,8 +1,9 @@
-"""DynamoDB helpers shared by the repositories: value conversion and error translation."""
+"""DynamoDB helpers for the stores: value conversion, conditional writes, error translation."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -55,19 +56,46 @@ def deserialize(attribute: Any) -> Any:
     return from_dynamo(_DESERIALIZER.deserialize(attribute))
 
 
-def is_condition_failure(exc: ClientError) -> bool:
-    """Whether a write was refused by its condition."""
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    """Plain values as a low-level item; ``None`` values are left out."""
+    return {k: serialize(v) for k, v in values.items() if v is not None}
 
 
-def conditional[R](write: Callable[..., R], **request: Any) -> R | None:
-    """Make a conditional write: its response, or None when its condition refused it. Other
-    errors are translated (throttling and server errors become ``TransientError``)."""
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A low-level item as plain values."""
+    return {k: deserialize(v) for k, v in item.items()}
+
+
+@dataclass(frozen=True)
+class Write:
+    """What a conditional write did: its response, or, refused, the item as it stood."""
+
+    response: dict[str, Any] | None
+    old_item: dict[str, Any] | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the condition held and the write happened."""
+        return self.response is not None
+
+
+def conditional(write: Callable[..., Any], **request: Any) -> Write:
+    """Make a conditional write that hands back the stored item when its condition refuses it
+    (``ReturnValuesOnConditionCheckFailure``: no second read to learn why). Throttling and
+    server errors become ``TransientError``."""
     try:
-        return write(**request)
+        return Write(dict(write(ReturnValuesOnConditionCheckFailure="ALL_OLD", **request)))
     except ClientError as exc:
-        if is_condition_failure(exc):
-            return None
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return Write(None, exc.response.get("Item"))  # type: ignore[arg-type]
+        raise translate(exc) from exc
+
+
+def call(operation: Callable[..., Any], **request: Any) -> Any:
+    """Any other DynamoDB call, its errors translated."""
+    try:
+        return operation(**request)
+    except ClientError as exc:
         raise translate(exc) from exc
 
 

@@ -81,9 +81,6 @@ class TransientError(Exception):
     """A failure worth retrying (throttling, a dependency down): SQS will redeliver."""
 
 
-class SimulatedCrash(Exception):
-    """An injected death of the classifier mid-batch (``CRASH_RATE``): the whole batch returns."""
-
 
 class PermanentJobError(Exception):
     """A job that can never succeed as submitted; it ends FAILED with this code and message."""

@@ -1,125 +1,128 @@
-"""Images that arrive in the bucket: presigned uploads and bulk drops, announced by S3 events.
+"""S3 ingest: images that arrive in the bucket become jobs.
 
-- ``POST /uploads`` hands out a presigned POST for ``uploads/<tenant>/<job_id>/<filename>``; the
-  job id is minted then, and the job is made when S3 says the object arrived.
-- Anything written under ``incoming/<tenant>/`` becomes a job of that tenant; its id is derived
-  from bucket, key and ETag, so a repeated event makes one job, and a new version of the object
-  another. Its result is written beside it, under ``results/<tenant>/``.
-
-S3 notifications reach the ingest handler through an SQS queue (Chalice's CloudFormation
-packager refuses ``on_s3_event``; S3 → SQS works in moto and in AWS).
+Presigned uploads (``uploads/<tenant>/<job_id>/<file>``) and bulk drops (``incoming/<tenant>/…``)
+are announced by S3 notifications, which reach the ingest function through an SQS queue
+(Chalice's CloudFormation packager refuses ``on_s3_event``; S3 → SQS works in moto and in AWS).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote_plus
 
-from chalicelib.errors import BadRequest, UnsupportedMediaType
-from chalicelib.jobs import is_job_id, new_job_id
-from chalicelib.settings import INCOMING_PREFIX, TENANT_NAME, UPLOADS_PREFIX, Settings
-from chalicelib.storage import ImageStore
-from chalicelib.submission import json_object
+from aws_lambda_powertools.utilities.data_classes import S3Event
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from chalicelib import telemetry
+from chalicelib.contract import JobError, JobStatus
+from chalicelib.errors import AppError, PermanentJobError
+from chalicelib.image_store import ImageStore, StoredObject, stored_object
+from chalicelib.images import inspect
+from chalicelib.job_events import EventPublisher
+from chalicelib.job_store import JobRecord, JobRepository
+from chalicelib.queues import JobQueue
+from chalicelib.settings import Settings
+from chalicelib.submit import enqueue, new_record
 
 log = logging.getLogger(__name__)
 
-UPLOAD_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
-
-@dataclass(frozen=True)
-class StoredObject:
-    """An image that arrived in the bucket (presigned upload or bulk drop), and whose it is."""
-
-    key: str
-    tenant: str
-    job_id: str
-    source: str  # upload | s3
-    filename: str | None
-
-
-def safe_filename(name: object) -> str:
-    """A file name fit for an S3 key: its last path part, odd characters replaced."""
-    if name is None or name == "":
-        return "image"
-    if not isinstance(name, str) or len(name) > 255:
-        raise BadRequest(
-            "filename must be a string of at most 255 characters", code="invalid_filename"
-        )
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return _UNSAFE.sub("_", base).strip("._") or "image"
-
-
-def stored_object(bucket: str, key: str, etag: str) -> StoredObject | None:
-    """What an object key means, or None for keys outside the two ingest prefixes."""
-    if key.startswith(UPLOADS_PREFIX):
-        parts = key[len(UPLOADS_PREFIX) :].split("/", 2)
-        if len(parts) == 3 and TENANT_NAME.match(parts[0]) and is_job_id(parts[1]):
-            return StoredObject(key, parts[0], parts[1], "upload", parts[2])
-    elif key.startswith(INCOMING_PREFIX):
-        tenant, _, path = key[len(INCOMING_PREFIX) :].partition("/")
-        if TENANT_NAME.match(tenant) and path and not path.endswith("/"):
-            digest = hashlib.sha256(f"{bucket}\0{key}\0{etag}".encode()).hexdigest()
-            return StoredObject(key, tenant, digest[:32], "s3", path)
-    return None
-
-
-def objects_in(body: str) -> list[StoredObject]:
-    """The created objects an S3 notification (as delivered through SQS) announces."""
+def objects_in(record: SQSRecord) -> list[StoredObject]:
+    """The created objects an S3 notification (delivered through SQS) announces; S3's test
+    event and anything outside the ingest prefixes announce none."""
     try:
-        doc = json.loads(body)
-    except ValueError:
-        log.error("ingest message is not JSON", extra={"body": body[:99]})
+        event = S3Event(record.json_body)
+        notifications = list(event.records) if isinstance(event.raw_event, dict) else []
+    except (ValueError, TypeError):
+        log.error("ingest message is not an S3 notification", extra={"body": record.body[:99]})
         return []
     found = []
-    records: list[Any] = doc.get("Records", []) if isinstance(doc, dict) else []
-    for record in records:
-        if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+    for notification in notifications:
+        if not notification.event_name.startswith("ObjectCreated:"):
             continue
-        s3 = record.get("s3", {})
-        key = unquote_plus(s3.get("object", {}).get("key", ""))
-        obj = stored_object(
-            s3.get("bucket", {}).get("name", ""), key, str(s3.get("object", {}).get("eTag", ""))
-        )
+        s3 = notification.s3
+        key = unquote_plus(s3.get_object.key)  # S3 sends keys URL-encoded (a%2Fb+c.jpg)
+        obj = stored_object(s3.bucket.name, key, str(s3.get_object.etag or ""))
         if obj is None:
             log.warning("ignoring an object outside the ingest prefixes", extra={"key": key})
         else:
             found.append(obj)
-    return found  # s3:TestEvent and other messages hold no records
+    return found
 
 
-class UploadService:
-    """Presigned POSTs for images too big for API Gateway."""
+class Ingester:
+    """Makes (once) the job of each image S3 announces, and queues it."""
 
-    def __init__(self, *, settings: Settings, store: ImageStore) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repo: JobRepository,
+        images: ImageStore,
+        queue: JobQueue,
+        publisher: EventPublisher,
+    ) -> None:
         self._settings = settings
-        self._store = store
+        self._repo = repo
+        self._images = images
+        self._queue = queue
+        self._publisher = publisher
 
-    def create(self, *, owner: str, body: bytes) -> dict[str, Any]:
-        """``{"filename", "content_type"}`` → a job id and the form to upload the image with."""
-        doc = json_object(body)
-        content_type = doc.get("content_type")
-        if content_type not in UPLOAD_TYPES:
-            raise UnsupportedMediaType(
-                f"content_type must be one of {', '.join(UPLOAD_TYPES)}",
-                code="unsupported_content_type",
-            )
+    def ingest(self, record: SQSRecord) -> None:
+        """Every object the notification announces; raise to have SQS retry the message."""
+        for obj in objects_in(record):
+            self.ingest_object(obj)
+
+    def ingest_object(self, obj: StoredObject) -> JobRecord | None:
+        """The job of an object that arrived in the bucket.
+
+        The job id comes from the object, so a repeated S3 event finds the job it made before
+        (the refused create hands it back) and queues it again only while it is PENDING. An
+        object that is not an image we accept becomes a FAILED job with the reason, so its
+        uploader learns why.
+        """
         s = self._settings
-        job_id = new_job_id()
-        key = f"{UPLOADS_PREFIX}{owner}/{job_id}/{safe_filename(doc.get('filename'))}"
-        form = self._store.presigned_post(
-            key,
-            content_type=str(content_type),
-            max_bytes=s.max_upload_bytes,
-            expires_in=s.upload_url_ttl_s,
+        try:
+            data = self._images.get(obj.key)
+        except PermanentJobError:
+            log.warning("object gone before it was ingested", extra={"key": obj.key})
+            return None
+        error: AppError | None = None
+        content_type = "application/octet-stream"
+        try:
+            content_type = inspect(
+                data, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels
+            ).content_type
+        except AppError as exc:
+            error = exc
+        job = new_record(
+            s,
+            owner=obj.tenant,
+            job_id=obj.job_id,
+            s3_key=obj.key,
+            content_type=content_type,
+            data=data,
+            source=obj.source,
+            filename=obj.filename,
         )
-        return {
-            "job_id": job_id,
-            "upload": {**form, "method": "POST", "max_bytes": s.max_upload_bytes},
-            "expires_in": s.upload_url_ttl_s,
-        }
+        if error is not None:
+            job = job.model_copy(
+                update={
+                    "status": JobStatus.FAILED,
+                    "error": JobError(code=error.code, message=error.message),
+                }
+            )
+        created = self._repo.create(job)
+        if created.job is None:  # made before, by an earlier delivery of this event
+            existing = created.current
+            if existing is not None and existing.status is JobStatus.PENDING:
+                enqueue(existing, queue=self._queue, repo=self._repo)
+            return existing
+        if error is not None:
+            telemetry.count("jobs_failed", code=error.code)
+            self._publisher.publish(job)
+        else:
+            enqueue(job, queue=self._queue, repo=self._repo)
+        telemetry.count("jobs_submitted", source=job.source)
+        log.info("object ingested", extra={"job_id": job.job_id, "tenant": obj.tenant})
+        return job

@@ -1,100 +1,177 @@
-"""Builds the services from settings once per container; tests may install their own."""
+"""Builds the use cases from settings once per container; tests and the local runtime may
+install their own."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from chalicelib.api_keys import Authenticator, KeyStore
 from chalicelib.aws import AwsClients
-from chalicelib.batches import BatchService
-from chalicelib.classifier import Classifier, get_classifier, read_model_info
-from chalicelib.deliveries import WebhookService
-from chalicelib.ingest import UploadService
-from chalicelib.jobs import JobRepository
-from chalicelib.keys import Authenticator, KeyStore
-from chalicelib.notify import EventPublisher
-from chalicelib.queue import JobQueue, Queue
-from chalicelib.service import JobService
+from chalicelib.batch_store import BatchStore
+from chalicelib.batches import Batches
+from chalicelib.classify import BatchClassifier
+from chalicelib.contract import Model
+from chalicelib.dead_letters import DeadLetters
+from chalicelib.delivery_store import DeliveryStore
+from chalicelib.fanout import Fanout
+from chalicelib.image_store import ImageStore
+from chalicelib.ingest import Ingester
+from chalicelib.job_actions import JobActions
+from chalicelib.job_events import EventPublisher
+from chalicelib.job_store import JobRepository
+from chalicelib.model_info import read_model_info
+from chalicelib.queues import JobQueue, Queue
 from chalicelib.settings import Settings
-from chalicelib.storage import ImageStore
-from chalicelib.tenants import TenantStore
-from chalicelib.webhooks import HttpSender, Resolver, Sender, system_resolver
+from chalicelib.submit import Submitter
+from chalicelib.subscriptions import Subscriptions
+from chalicelib.tenant_table import TenantTable
+from chalicelib.uploads import Uploads
+from chalicelib.webhook_delivery import Deliverer
+from chalicelib.webhook_http import HttpSender, Sender
+from chalicelib.webhook_store import WebhookStore
+from chalicelib.webhook_targets import Resolver, system_resolver
+
+if TYPE_CHECKING:
+    from chalicelib.classifier import Classifier
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """One of each AWS adapter, shared by the use cases."""
+
+    repo: JobRepository
+    images: ImageStore
+    jobs_queue: JobQueue
+    webhooks_queue: Queue
+    publisher: EventPublisher
+    tenants: TenantTable
+    webhooks: WebhookStore
+    deliveries: DeliveryStore
+    batches: BatchStore
+
+    @classmethod
+    def build(cls, settings: Settings, aws: AwsClients) -> Adapters:
+        """The real adapters around lazily created clients."""
+        tenants = TenantTable(aws.dynamodb, settings.tenants_table)
+        jobs = Queue(aws.sqs, name=settings.jobs_queue, url=settings.jobs_queue_url)
+        return cls(
+            repo=JobRepository(aws.dynamodb, settings.table),
+            images=ImageStore(aws.s3, settings.bucket),
+            jobs_queue=JobQueue(jobs),
+            webhooks_queue=Queue(
+                aws.sqs, name=settings.webhooks_queue, url=settings.webhooks_queue_url
+            ),
+            publisher=EventPublisher(
+                aws.sns, topic_arn=settings.topic_arn, topic_name=settings.topic_name
+            ),
+            tenants=tenants,
+            webhooks=WebhookStore(tenants),
+            deliveries=DeliveryStore(tenants),
+            batches=BatchStore(tenants),
+        )
 
 
 @dataclass(frozen=True)
 class Services:
     """Every use case a handler may call, sharing one set of adapters."""
 
-    jobs: JobService
-    batches: BatchService
-    uploads: UploadService
-    webhooks: WebhookService
-    keys: KeyStore
+    settings: Settings
+    model: Model
+    adapters: Adapters
     auth: Authenticator
+    keys: KeyStore
+    submit: Submitter
+    jobs: JobActions
+    batches: Batches
+    uploads: Uploads
+    subscriptions: Subscriptions
+    classify: BatchClassifier
+    ingest: Ingester
+    dead_letters: DeadLetters
+    deliveries: Deliverer
+    fanout: Callable[[], Fanout]  # one per batch of events
 
 
-_services: Services | None = None
-_lock = threading.Lock()
+def classifier_loader(settings: Settings) -> Callable[[], Classifier]:
+    """The container's classifier, loaded on first use."""
 
+    def load() -> Classifier:
+        # Imported on first use: only the classify function loads ONNX Runtime and numpy.
+        from chalicelib.classifier import get_classifier
 
-def build_service(
-    settings: Settings,
-    clients: AwsClients | None = None,
-    *,
-    resolve: Resolver = system_resolver,
-) -> JobService:
-    """Wire the real adapters (lazy AWS clients, lazily loaded model) around the job use cases."""
-    aws = clients or AwsClients(settings)
-
-    def classifier() -> Classifier:
         return get_classifier(
             settings.model_dir, threads=settings.ort_threads, spinning=settings.ort_spinning
         )
 
-    return JobService(
-        settings=settings,
-        repo=JobRepository(aws.dynamodb, settings.table),
-        store=ImageStore(aws.s3, settings.bucket),
-        queue=JobQueue(aws.sqs, name=settings.jobs_queue, url=settings.jobs_queue_url),
-        publisher=EventPublisher(
-            aws.sns, topic_arn=settings.topic_arn, topic_name=settings.topic_name
-        ),
-        classifier=classifier,
-        model_info=read_model_info(settings.model_dir),
-        tenants=TenantStore(aws.dynamodb, settings.tenants_table),
-        resolve=resolve,
-    )
+    return load
 
 
-def services_around(
-    jobs: JobService,
-    clients: AwsClients | None = None,
+def build_services(
+    settings: Settings,
+    aws: AwsClients | None = None,
     *,
+    adapters: Adapters | None = None,
     sender: Sender | None = None,
     resolve: Resolver = system_resolver,
 ) -> Services:
-    """The other use cases, built around a job service and sharing its adapters."""
-    s = jobs.settings
-    aws = clients or AwsClients(s)
-    keys = KeyStore(jobs.tenants)
+    """Every use case, wired to the real adapters unless ``adapters`` are given."""
+    s = settings
+    a = adapters or Adapters.build(s, aws or AwsClients(s))
+    keys = KeyStore(a.tenants)
+    submitter = Submitter(
+        settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, resolve=resolve
+    )
+    model = read_model_info(s.model_dir)
+    http = sender or HttpSender(
+        allow_hosts=s.webhook_allow_hosts, timeout_s=s.webhook_timeout_s, resolve=resolve
+    )
     return Services(
-        keys=keys,
+        settings=s,
+        model=model,
+        adapters=a,
         auth=Authenticator(keys=keys, configured=s.api_keys),
-        jobs=jobs,
-        batches=BatchService(jobs=jobs, repo=jobs.repo, tenants=jobs.tenants),
-        uploads=UploadService(settings=s, store=jobs.store),
-        webhooks=WebhookService(
+        keys=keys,
+        submit=submitter,
+        jobs=JobActions(
+            settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, deliveries=a.deliveries
+        ),
+        batches=Batches(submitter=submitter, repo=a.repo, store=a.batches),
+        uploads=Uploads(settings=s, images=a.images),
+        subscriptions=Subscriptions(settings=s, store=a.webhooks, resolve=resolve),
+        classify=BatchClassifier(
             settings=s,
-            tenants=jobs.tenants,
-            store=jobs.store,
-            queue=Queue(aws.sqs, name=s.webhooks_queue, url=s.webhooks_queue_url),
-            sender=sender
-            or HttpSender(
-                allow_hosts=s.webhook_allow_hosts, timeout_s=s.webhook_timeout_s, resolve=resolve
-            ),
-            resolve=resolve,
+            repo=a.repo,
+            images=a.images,
+            publisher=a.publisher,
+            classifier=classifier_loader(s),
+            model=model,
+        ),
+        ingest=Ingester(
+            settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, publisher=a.publisher
+        ),
+        dead_letters=DeadLetters(repo=a.repo, publisher=a.publisher),
+        deliveries=Deliverer(
+            settings=s,
+            webhooks=a.webhooks,
+            deliveries=a.deliveries,
+            queue=a.webhooks_queue,
+            sender=http,
+        ),
+        fanout=lambda: Fanout(
+            settings=s,
+            images=a.images,
+            webhooks=a.webhooks,
+            deliveries=a.deliveries,
+            queue=a.webhooks_queue,
         ),
     )
+
+
+_services: Services | None = None
+_lock = threading.Lock()
 
 
 def get_services() -> Services:
@@ -102,24 +179,12 @@ def get_services() -> Services:
     global _services
     with _lock:
         if _services is None:
-            settings = Settings.from_env()
-            clients = AwsClients(settings)
-            _services = services_around(build_service(settings, clients), clients)
+            _services = build_services(Settings.from_env())
         return _services
 
 
-def get_service() -> JobService:
-    """The job use cases."""
-    return get_services().jobs
-
-
 def set_services(services: Services | None) -> None:
-    """Install services (tests), or None to rebuild from the environment on next use."""
+    """Install services (tests, the local runtime), or None to rebuild on next use."""
     global _services
     with _lock:
         _services = services
-
-
-def set_service(service: JobService | None) -> None:
-    """Install a job service (tests) with the other use cases built around it."""
-    set_services(None if service is None else services_around(service))

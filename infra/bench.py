@@ -145,7 +145,7 @@ def queue_depth(aws: Any) -> int:
 
 def fetch_jobs(aws: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The job records, read straight from the table (consistent reads)."""
-    from chalicelib.jobs import Job
+    from chalicelib.job_store import JobRecord
 
     table = os.environ["JOBS_TABLE"]
     jobs: dict[str, dict[str, Any]] = {}
@@ -155,8 +155,8 @@ def fetch_jobs(aws: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
         while request:
             resp = aws.dynamodb.batch_get_item(RequestItems=request)
             for item in resp["Responses"].get(table, []):
-                job = Job.from_item(item)
-                jobs[job.job_id] = job.to_api()
+                job = JobRecord.from_item(item)
+                jobs[job.job_id] = job.view().model_dump(mode="json")
             request = resp.get("UnprocessedKeys") or {}
     return jobs
 
@@ -296,11 +296,11 @@ def pipeline(runtime: LocalRuntime, samples: list[Sample], timeout_s: float) -> 
 
 def with_env(runtime: LocalRuntime, samples: list[Sample], timeout_s: float, **env: str) -> Any:
     """A drain with some settings changed (the service is rebuilt from the environment)."""
-    from chalicelib.wiring import set_service
+    from chalicelib.wiring import set_services
 
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    set_service(None)
+    set_services(None)
     try:
         result = pipeline(runtime, samples, timeout_s)
     finally:
@@ -309,7 +309,7 @@ def with_env(runtime: LocalRuntime, samples: list[Sample], timeout_s: float, **e
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        set_service(None)
+        set_services(None)
     result.pop("top1")
     return {"settings": env, **result}
 
@@ -324,12 +324,12 @@ def lever_drains(runtime: LocalRuntime, samples: list[Sample], timeout_s: float)
 
 def _scratch_jobs(repo: Any, count: int) -> list[Any]:
     """``count`` new PENDING jobs, recorded; the jobs as queued."""
-    from chalicelib.jobs import Job, JobStatus, new_job_id, utc_now
+    from chalicelib.job_store import JobRecord, JobStatus, new_job_id, utc_now
 
     jobs = []
     for _ in range(count):
         job_id, now = new_job_id(), utc_now()
-        job = Job(
+        job = JobRecord(
             job_id=job_id,
             owner="bench-scratch",
             status=JobStatus.PENDING,
@@ -338,6 +338,7 @@ def _scratch_jobs(repo: Any, count: int) -> list[Any]:
             s3_key=f"images/bench-scratch/{job_id}",
             content_type="image/jpeg",
             size_bytes=1,
+            attempts=0,
         )
         repo.create(job)
         jobs.append(job)
@@ -347,7 +348,7 @@ def _scratch_jobs(repo: Any, count: int) -> list[Any]:
 def write_levers(rounds: int = 3) -> dict[str, Any]:
     """Ten conditional writes: one after another, on the thread pool, or in one transaction;
     ten events: ten Publish calls or one PublishBatch. Against the runtime's emulator."""
-    from chalicelib.jobs import JobRepository, JobStatus
+    from chalicelib.job_store import JobRepository, JobStatus
     from chalicelib.overlap import Overlap
 
     aws = _aws()
@@ -378,8 +379,8 @@ def write_levers(rounds: int = 3) -> dict[str, Any]:
         )
 
     ways = {
-        "one_after_another": lambda ids: [repo.start(j) for j in ids],
-        "thread_pool": lambda ids: pool.map(repo.start, ids),
+        "one_after_another": lambda ids: [repo.start(j, generation=0) for j in ids],
+        "thread_pool": lambda ids: pool.map(lambda j: repo.start(j, generation=0), ids),
         "transaction": transact,
     }
     timings: dict[str, list[float]] = {name: [] for name in ways}
@@ -399,12 +400,10 @@ def write_levers(rounds: int = 3) -> dict[str, Any]:
 
 def emulator_call_costs(emulator: Emulator, rounds: int = 50) -> dict[str, float]:
     """The emulator's CPU per call, for each call the classifier makes per image (the start,
-    and its fallback; the result; the S3 read) or per batch (the events), one call type at a
-    time."""
-    from dataclasses import replace
-
-    from chalicelib.jobs import JobRepository, JobStatus
-    from chalicelib.notify import EventPublisher
+    the result, the S3 read) or per batch (the events), one call type at a time."""
+    from chalicelib.contract import Model, Prediction
+    from chalicelib.job_events import EventPublisher
+    from chalicelib.job_store import JobRepository, JobStatus
 
     aws = _aws()
     repo = JobRepository(aws.dynamodb, os.environ["JOBS_TABLE"])
@@ -413,14 +412,13 @@ def emulator_call_costs(emulator: Emulator, rounds: int = 50) -> dict[str, float
     publisher = EventPublisher(
         aws.sns, topic_arn=os.environ["JOB_EVENTS_TOPIC_ARN"], topic_name=Settings().topic_name
     )
-    queued = _scratch_jobs(repo, rounds)
     ids = [job.job_id for job in _scratch_jobs(repo, rounds)]
     started: list[Any] = []
-    top5 = [{"class_id": i, "label": "tabby, tabby cat", "probability": 0.1} for i in range(5)]
+    top5 = [Prediction(class_id=i, label="tabby, tabby cat", probability=0.1) for i in range(5)]
 
     def succeed(job: Any) -> Any:
         return repo.succeed(
-            job, predictions=top5, model={"name": "m", "version": "1"}, timings_ms={"total": 1.0}
+            job, predictions=top5, model=Model(name="m", version="1"), timings_ms={"total": 1.0}
         )
 
     def per_call(fn: Callable[[Any], Any], args: list[Any]) -> float:
@@ -433,17 +431,13 @@ def emulator_call_costs(emulator: Emulator, rounds: int = 50) -> dict[str, float
         return aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
 
     costs = {
-        # As the classifier starts a job: one conditional put of the record its message carried.
-        "start (conditional PutItem of the queued record)": per_call(
-            lambda job: started.append(repo.start(job.job_id, queued=job, receive_count=1)),
-            queued,
+        "start (conditional UpdateItem returning the record)": per_call(
+            lambda job_id: started.append(repo.start(job_id, generation=0).job), ids
         ),
-        # The fallback, for a message whose record no longer matches: an update reading back.
-        "start (UpdateItem returning the record)": per_call(repo.start, ids),
     }
     costs["result (conditional PutItem)"] = per_call(succeed, started)
     costs["S3 GetObject, 1 MB"] = per_call(read, ids)
-    done = [replace(j, status=JobStatus.SUCCEEDED) for j in started[:10]]
+    done = [j.model_copy(update={"status": JobStatus.SUCCEEDED}) for j in started[:10]]
     costs["PublishBatch of ten events"] = per_call(
         publisher.publish_many, [done] * max(5, rounds // 2)
     )
@@ -564,7 +558,7 @@ def drains(
     """The local runtime's drains: with the emulator in a process of its own (as AWS is never
     in the classifier's process; as ``make run`` starts it), then with the emulator inside the
     runtime's process."""
-    from chalicelib.wiring import set_service
+    from chalicelib.wiring import set_services
 
     out: dict[str, Any] = {}
     with emulator_process() as emulator:
@@ -589,7 +583,7 @@ def drains(
                 }
         finally:
             runtime.stop()
-            set_service(None)
+            set_services(None)
     del os.environ["AWS_ENDPOINT_URL"]
     # Chalice's local server can be created once per process: the second drain gets its own.
     proc = subprocess.run(

@@ -16,14 +16,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import AwsClients
-from chalicelib.jobs import OWNER_INDEX
-from chalicelib.settings import (
-    INCOMING_PREFIX,
-    INGEST_QUEUE_NAME,
-    NOTIFY_QUEUE_NAME,
-    UPLOADS_PREFIX,
-    Settings,
-)
+from chalicelib.image_store import INCOMING_PREFIX, UPLOADS_PREFIX
+from chalicelib.job_store import OWNER_INDEX
+from chalicelib.settings import INGEST_QUEUE_NAME, NOTIFY_QUEUE_NAME, Settings
 
 MAX_RECEIVE_COUNT = 5
 

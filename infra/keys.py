@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from chalicelib.aws import AwsClients
 from chalicelib.errors import AppError
-from chalicelib.keys import KeyStore
+from chalicelib.api_keys import KeyStore
 from chalicelib.settings import Settings
-from chalicelib.tenants import TenantStore
+from chalicelib.tenant_table import TenantTable
 
 
 def main(argv: Sequence[str] | None = None, store: KeyStore | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None, store: KeyStore | None = None) -> in
     args = parser.parse_args(argv)
     if store is None:
         settings = Settings.from_env()
-        store = KeyStore(TenantStore(AwsClients(settings).dynamodb, settings.tenants_table))
+        store = KeyStore(TenantTable(AwsClients(settings).dynamodb, settings.tenants_table))
     try:
         if args.command == "create":
             result: object = store.create(args.tenant)

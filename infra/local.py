@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.settings import Settings
+from chalicelib.settings import LOCAL_API_KEY, Settings
 from infra.bootstrap import Resources, bootstrap
+from infra.faults import SimulatedCrash
 
 if TYPE_CHECKING:
     from chalice.app import Chalice
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("imgcls.local")
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL_API_KEY = "local-dev-key-change-me"
 LOCAL_TENANT = "local"
 STAGE = "dev"
 
@@ -187,7 +187,7 @@ class SqsPoller(threading.Thread):
         started = time.perf_counter()
         try:
             result = self._handler(event, context)
-        except Exception:
+        except (Exception, SimulatedCrash):  # a crash kills this invocation, not the poller
             self.stats.handler_errors += 1
             log.exception("%s raised; the whole batch will be redelivered", self._function)
             return
@@ -291,11 +291,10 @@ class LocalRuntime:
         # EMF blobs are for CloudWatch; locally the same counters are at GET /metrics.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         if not os.environ.get("AWS_ENDPOINT_URL") and not os.environ.get("LOCALSTACK_HOST"):
-            from infra.emulator import emulator_process, emulator_server, tune_moto
+            from infra.emulator import emulator_process, emulator_server
 
             _ensure_free(self.emulator_port, "EMULATOR_PORT")
             if self.emulator_in_process:
-                tune_moto()
                 server = emulator_server(port=self.emulator_port)
                 server.start()
                 self._emulator.callback(server.stop)
@@ -322,19 +321,21 @@ class LocalRuntime:
         config = chalice_config()
         self._prepare_environment(config)
         settings = Settings.from_env()
+        self.seeded_keys = dict(settings.api_keys)
         self.resources = bootstrap(settings, visibility_timeout_s=self.visibility_timeout_s)
         os.environ.update(self.resources.env())
 
-        from chalicelib.aws import AwsClients
-        from chalicelib.keys import KeyStore
-        from chalicelib.tenants import TenantStore
+        from chalicelib.wiring import build_services, set_services
+        from infra.faults import with_faults
 
         # API_KEYS seeds the tenants table, hashed; the app then knows keys only from there, so
         # `python -m infra.keys revoke` works on them as on any other key.
-        store = TenantStore(AwsClients(settings).dynamodb, self.resources.tenants_table)
-        KeyStore(store).seed(settings.api_keys)
-        self.seeded_keys = dict(settings.api_keys)
         os.environ.pop("API_KEYS", None)
+        settings = Settings.from_env()
+        services = build_services(settings)
+        services.keys.seed(self.seeded_keys)
+        # The handlers run in this process: they use these services, faults and all.
+        set_services(with_faults(services, settings))
 
         app = _import_app()
         self._start_http(app, config)

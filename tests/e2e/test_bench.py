@@ -86,6 +86,6 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path: Path) -> None:
     levers = doc["levers"]
     assert len(levers["drains"]) == 7  # CLASSIFY_WORKERS 1, 2, 4, 8; ORT_THREADS 1, 2; spinning
     costs = levers["emulator_cpu_ms_per_call"]
-    assert len(costs) == 5  # two ways to start, the result, the S3 read, the events
+    assert len(costs) == 4  # the start, the result, the S3 read, the events
     assert all(ms > 0 for ms in costs.values())
     assert "emulator CPU per call, ms:" in printed

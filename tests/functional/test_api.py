@@ -4,54 +4,31 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from chalice.test import Client
 
-from app import app
-from tests.functional.conftest import KEY_A, KEY_B, Stack
+from tests.builders import multipart
+from tests.functional.conftest import KEY_A, KEY_B, Api, Stack
 from tests.photos import CAT, CAT_CLASSES, COFFEE, ESPRESSO, cat_jpeg
 
 
-@pytest.fixture
-def client(stack: Stack) -> Iterator[Client]:
-    with Client(app) as c:
-        yield c
-
-
-def post_image(
-    client: Client, data: bytes, *, key: str = KEY_A, ctype: str = "image/jpeg", path: str = "/jobs"
-) -> Any:
-    return client.http.post(path, headers={"x-api-key": key, "content-type": ctype}, body=data)
-
-
-def get(client: Client, path: str, key: str = KEY_A) -> Any:
-    return client.http.get(path, headers={"x-api-key": key})
-
-
-def error_code(resp: Any) -> str:
-    return str(json.loads(resp.body)["error"]["code"])
-
-
-def test_health_needs_no_key_and_names_the_model(client: Client) -> None:
-    resp = client.http.get("/health")
-    assert resp.status_code == 200
-    assert resp.json_body["model"]["name"] == "efficientnet-lite0"
+def test_health_needs_no_key_and_names_the_model(api: Api) -> None:
+    resp = api.get("/health", key=None)
+    assert resp.status == 200
+    assert resp.json["model"]["name"] == "efficientnet-lite0"
 
 
 def test_submit_raw_image_answers_202_with_location_and_stores_everything(
-    client: Client, stack: Stack
+    api: Api, stack: Stack
 ) -> None:
-    resp = post_image(client, cat_jpeg())
+    resp = api.post_image(cat_jpeg())
 
-    assert resp.status_code == 202
-    body = resp.json_body
+    assert resp.status == 202
+    body = resp.json
     assert body["status"] == "PENDING"
     assert body["status_url"] == f"/jobs/{body['job_id']}"
     assert resp.headers["Location"] == body["status_url"]
-    job = get(client, body["status_url"]).json_body
+    job = api.get(body["status_url"]).json
     assert job["status"] == "PENDING"
     assert job["content_type"] == "image/jpeg"
     assert job["attempts"] == 0
@@ -63,33 +40,24 @@ def test_submit_raw_image_answers_202_with_location_and_stores_everything(
     assert [json.loads(r["body"])["job_id"] for r in queued] == [body["job_id"]]
 
 
-def test_submit_multipart_and_json_base64_with_webhook(client: Client) -> None:
-    boundary = "b0undary"
-    multipart = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="webhook_url"\r\n\r\n'
-            "https://example.com/hook\r\n"
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="c.png"\r\n'
-            "Content-Type: image/png\r\n\r\n"
-        ).encode()
-        + CAT.read_bytes()
-        + f"\r\n--{boundary}--\r\n".encode()
+def test_submit_multipart_and_json_base64_with_webhook(api: Api) -> None:
+    body, ctype = multipart(
+        [("image", "c.png", CAT.read_bytes())],
+        {"webhook_url": "https://example.com/hook"},
+        file_type="image/png",
     )
-    resp = post_image(client, multipart, ctype=f"multipart/form-data; boundary={boundary}")
-    assert resp.status_code == 202, resp.body
-    job = get(client, resp.json_body["status_url"]).json_body
+    resp = api.post_image(body, ctype)
+    assert resp.status == 202, resp.body
+    job = api.get(resp.json["status_url"]).json
     assert job["webhook_url"] == "https://example.com/hook"
     assert job["size_bytes"] == CAT.stat().st_size
 
     doc = {"image_base64": base64.b64encode(COFFEE.read_bytes()).decode()}
-    resp = post_image(
-        client,
-        json.dumps(doc).encode(),
-        ctype="application/json",
-        path="/jobs?webhook_url=https://example.com/q",
+    resp = api.post_image(
+        json.dumps(doc).encode(), "application/json", webhook_url="https://example.com/q"
     )
-    assert resp.status_code == 202, resp.body
-    job = get(client, resp.json_body["status_url"]).json_body
+    assert resp.status == 202, resp.body
+    job = api.get(resp.json["status_url"]).json
     assert job["content_type"] == "image/png"
     assert job["webhook_url"] == "https://example.com/q"
 
@@ -102,32 +70,35 @@ def test_submit_multipart_and_json_base64_with_webhook(client: Client) -> None:
     ],
 )
 def test_routes_other_than_health_need_a_valid_key(
-    client: Client, headers: dict[str, str], status: int, code: str
+    api: Api, headers: dict[str, str], status: int, code: str
 ) -> None:
     for resp in (
-        client.http.get("/jobs", headers=headers),
-        client.http.get("/jobs/" + "0" * 32, headers=headers),
-        client.http.post(
-            "/jobs", headers={**headers, "content-type": "image/jpeg"}, body=cat_jpeg()
+        api.get("/jobs", key=None, headers=headers),
+        api.get("/jobs/" + "0" * 32, key=None, headers=headers),
+        api.post(
+            "/jobs",
+            key=None,
+            headers={**headers, "content-type": "image/jpeg"},
+            body=cat_jpeg(),
         ),
     ):
-        assert resp.status_code == status
-        assert error_code(resp) == code
+        assert resp.status == status
+        assert resp.error_code == code
 
 
-def test_another_tenants_job_is_404_and_never_listed(client: Client) -> None:
-    job_id = post_image(client, cat_jpeg(), key=KEY_A).json_body["job_id"]
+def test_another_tenants_job_is_404_and_never_listed(api: Api) -> None:
+    job_id = api.submit(cat_jpeg(), key=KEY_A)
 
-    assert get(client, f"/jobs/{job_id}", key=KEY_B).status_code == 404
-    assert get(client, "/jobs", key=KEY_B).json_body["jobs"] == []
-    assert [j["job_id"] for j in get(client, "/jobs", key=KEY_A).json_body["jobs"]] == [job_id]
+    assert api.get(f"/jobs/{job_id}", key=KEY_B).status == 404
+    assert api.get("/jobs", key=KEY_B).json["jobs"] == []
+    assert [j["job_id"] for j in api.get("/jobs", key=KEY_A).json["jobs"]] == [job_id]
 
 
 @pytest.mark.parametrize("job_id", ["nope", "0" * 32, "g" * 32, "A" * 32, "0" * 33])
-def test_unknown_or_malformed_job_id_is_404(client: Client, job_id: str) -> None:
-    resp = get(client, f"/jobs/{job_id}")
-    assert resp.status_code == 404
-    assert error_code(resp) == "job_not_found"
+def test_unknown_or_malformed_job_id_is_404(api: Api, job_id: str) -> None:
+    resp = api.get(f"/jobs/{job_id}")
+    assert resp.status == 404
+    assert resp.error_code == "job_not_found"
 
 
 @pytest.mark.parametrize(
@@ -140,84 +111,97 @@ def test_unknown_or_malformed_job_id_is_404(client: Client, job_id: str) -> None
         (b"{not json", "application/json", 400, "invalid_json"),
         (b'{"image_base64": "***"}', "application/json", 400, "invalid_base64"),
         (b'{"other": 1}', "application/json", 400, "missing_image"),
-        (b"--x\r\n\r\n--x--", "multipart/form-data; boundary=x", 400, "missing_image"),
+        (b"--x\r\n\r\n--x--", "multipart/form-data; boundary=x", 400, "invalid_multipart"),
+        (multipart(fields={"webhook_url": "https://example.com/h"})[0], multipart()[1], 400,
+         "missing_image"),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(
-    client: Client, body: bytes, ctype: str, status: int, code: str
+    api: Api, body: bytes, ctype: str, status: int, code: str
 ) -> None:
-    resp = post_image(client, body, ctype=ctype)
-    assert resp.status_code == status
-    assert error_code(resp) == code
+    resp = api.post_image(body, ctype)
+    assert resp.status == status
+    assert resp.error_code == code
 
 
-def test_bad_webhook_url_is_400(client: Client) -> None:
-    resp = post_image(client, cat_jpeg(), path="/jobs?webhook_url=ftp://example.com/x")
-    assert resp.status_code == 400
-    assert error_code(resp) == "invalid_webhook_url"
+def test_bad_webhook_url_is_400(api: Api) -> None:
+    resp = api.post_image(cat_jpeg(), webhook_url="ftp://example.com/x")
+    assert resp.status == 400
+    assert resp.error_code == "invalid_webhook_url"
 
 
-def test_image_over_the_byte_limit_is_413(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.settings import Settings
-    from chalicelib.wiring import build_service, set_service
+def test_image_over_the_byte_limit_is_413(api: Api, stack: Stack) -> None:
+    from chalicelib.wiring import build_services
 
-    monkeypatch.setenv("MAX_IMAGE_BYTES", "1000")
-    set_service(build_service(Settings.from_env(), stack.clients))
-    with Client(app) as c:
-        resp = post_image(c, cat_jpeg())
-    assert resp.status_code == 413
-    assert error_code(resp) == "image_too_large"
+    small = stack.settings.model_copy(update={"max_image_bytes": 1000})
+    stack.install(submit=build_services(small, stack.clients).submit)
+    resp = api.post_image(cat_jpeg())
+    assert resp.status == 413
+    assert resp.error_code == "image_too_large"
 
 
-def test_list_is_newest_first_filtered_and_paginated(client: Client, stack: Stack) -> None:
-    ids = [post_image(client, cat_jpeg()).json_body["job_id"] for _ in range(5)]
+def test_list_is_newest_first_filtered_and_paginated(api: Api) -> None:
+    ids = [api.submit(cat_jpeg()) for _ in range(5)]
 
-    first = get(client, "/jobs?limit=2").json_body
-    second = get(client, f"/jobs?limit=2&next_token={first['next_token']}").json_body
-    third = get(client, f"/jobs?limit=2&next_token={second['next_token']}").json_body
+    first = api.get("/jobs", query={"limit": "2"}).json
+    second = api.get("/jobs", query={"limit": "2", "next_token": first["next_token"]}).json
+    third = api.get("/jobs", query={"limit": "2", "next_token": second["next_token"]}).json
     listed = [j["job_id"] for page in (first, second, third) for j in page["jobs"]]
     assert listed == list(reversed(ids))
-    assert get(client, "/jobs?status=succeeded").json_body["jobs"] == []
-    assert len(get(client, "/jobs?status=PENDING").json_body["jobs"]) == 5
+    assert api.get("/jobs", query={"status": "succeeded"}).json["jobs"] == []
+    assert len(api.get("/jobs", query={"status": "PENDING"}).json["jobs"]) == 5
+
+
+def test_a_filtered_page_ends_at_its_limit_and_the_next_one_resumes_after_it(api: Api) -> None:
+    ids = [api.submit(cat_jpeg()) for _ in range(5)]
+
+    first = api.get("/jobs", query={"status": "PENDING", "limit": "3"}).json
+    second = api.get(
+        "/jobs", query={"status": "PENDING", "limit": "3", "next_token": first["next_token"]}
+    ).json
+
+    assert [j["job_id"] for j in first["jobs"] + second["jobs"]] == list(reversed(ids))
+    assert second["next_token"] is None
 
 
 @pytest.mark.parametrize(
     ("query", "code"),
     [
-        ("limit=0", "invalid_limit"),
-        ("limit=abc", "invalid_limit"),
-        ("status=DONE", "invalid_status"),
-        ("next_token=garbage", "invalid_next_token"),
+        ({"limit": "0"}, "invalid_limit"),
+        ({"limit": "abc"}, "invalid_limit"),
+        ({"limit": "²"}, "invalid_limit"),
+        ({"status": "DONE"}, "invalid_status"),
+        ({"next_token": "garbage"}, "invalid_next_token"),
     ],
 )
-def test_bad_list_parameters_are_400(client: Client, query: str, code: str) -> None:
-    resp = get(client, f"/jobs?{query}")
-    assert resp.status_code == 400
-    assert error_code(resp) == code
+def test_bad_list_parameters_are_400(api: Api, query: dict[str, str], code: str) -> None:
+    resp = api.get("/jobs", query=query)
+    assert resp.status == 400
+    assert resp.error_code == code
 
 
-def test_next_token_of_another_tenant_is_refused(client: Client) -> None:
+def test_next_token_of_another_tenant_is_refused(api: Api) -> None:
     for _ in range(3):
-        post_image(client, cat_jpeg(), key=KEY_A)
-    token = get(client, "/jobs?limit=1", key=KEY_A).json_body["next_token"]
+        api.submit(cat_jpeg(), key=KEY_A)
+    token = api.get("/jobs", key=KEY_A, query={"limit": "1"}).json["next_token"]
     assert token
-    resp = get(client, f"/jobs?next_token={token}", key=KEY_B)
-    assert resp.status_code == 400
+    resp = api.get("/jobs", key=KEY_B, query={"next_token": token})
+    assert resp.status == 400
 
 
 def test_classifier_handler_labels_real_photos_and_publishes_events(
-    client: Client, stack: Stack
+    api: Api, stack: Stack
 ) -> None:
-    cat_id = post_image(client, cat_jpeg()).json_body["job_id"]
-    coffee_id = post_image(client, COFFEE.read_bytes(), ctype="image/png").json_body["job_id"]
+    cat_id = api.submit(cat_jpeg())
+    coffee_id = api.submit(COFFEE.read_bytes(), "image/png")
     event = stack.receive_jobs_event()
     assert len({r["messageId"] for r in event["Records"]}) == 2
 
-    result = client.lambda_.invoke("classify", event)
+    result = api.invoke("classify", event)
 
-    assert result.payload == {"batchItemFailures": []}
-    cat = get(client, f"/jobs/{cat_id}").json_body
-    coffee = get(client, f"/jobs/{coffee_id}").json_body
+    assert result == {"batchItemFailures": []}
+    cat = api.job(cat_id)
+    coffee = api.job(coffee_id)
     assert cat["status"] == coffee["status"] == "SUCCEEDED"
     assert cat["attempts"] == 1
     assert cat["predictions"][0]["class_id"] in CAT_CLASSES
@@ -235,18 +219,18 @@ def test_classifier_handler_labels_real_photos_and_publishes_events(
 
 
 def test_redelivered_message_changes_nothing_and_repeats_the_same_event(
-    client: Client, stack: Stack
+    api: Api, stack: Stack
 ) -> None:
-    job_id = post_image(client, cat_jpeg()).json_body["job_id"]
+    job_id = api.submit(cat_jpeg())
     event = stack.receive_jobs_event()
-    client.lambda_.invoke("classify", event)
-    before = get(client, f"/jobs/{job_id}").json_body
+    api.invoke("classify", event)
+    before = api.job(job_id)
     [first] = stack.published_events()
 
-    again = client.lambda_.invoke("classify", event)
+    again = api.invoke("classify", event)
 
-    after = get(client, f"/jobs/{job_id}").json_body
-    assert again.payload == {"batchItemFailures": []}
+    after = api.job(job_id)
+    assert again == {"batchItemFailures": []}
     assert after == before
     # Nothing says whether the first attempt's event went out, so the redelivery sends it again:
     # the same event, same id and same created_at, which receivers and deliveries recognise.
@@ -255,18 +239,18 @@ def test_redelivered_message_changes_nothing_and_repeats_the_same_event(
 
 
 def test_undecodable_image_fails_its_job_without_touching_its_neighbour(
-    client: Client, stack: Stack
+    api: Api, stack: Stack
 ) -> None:
     truncated = cat_jpeg()[:4000]  # a valid header, then nothing: passes the door
-    bad_id = post_image(client, truncated).json_body["job_id"]
-    good_id = post_image(client, cat_jpeg()).json_body["job_id"]
+    bad_id = api.submit(truncated)
+    good_id = api.submit(cat_jpeg())
 
-    result = client.lambda_.invoke("classify", stack.receive_jobs_event())
+    result = api.classify_queued()
 
-    assert result.payload == {"batchItemFailures": []}
-    bad = get(client, f"/jobs/{bad_id}").json_body
+    assert result == {"batchItemFailures": []}
+    bad = api.job(bad_id)
     assert bad["status"] == "FAILED"
     assert bad["error"]["code"] == "undecodable_image"
-    assert get(client, f"/jobs/{good_id}").json_body["status"] == "SUCCEEDED"
+    assert api.job(good_id)["status"] == "SUCCEEDED"
     types = {e["event"]["job"]["job_id"]: e["event"]["type"] for e in stack.published_events()}
     assert types == {bad_id: "job.failed", good_id: "job.succeeded"}

@@ -1,9 +1,10 @@
 """API keys: issued once, stored only as SHA-256 hashes in the tenants table, revocable.
 
 A key looks like ``ik_<key_id>_<secret>``; its ``key_id`` names it in listings and revocation,
-the whole key is shown only when it is created. ``API_KEYS`` (``tenant:key,…``) configures
-keys too: the local runtime seeds them into the table, and a deployed API function accepts them
-from its environment.
+the whole key is shown only when it is created. Records: ``(KEY#<sha256>, KEY)`` finds a
+presented key's tenant; ``(TENANT#<tenant>, APIKEY#<key_id>)`` lists a tenant's keys.
+``API_KEYS`` (``tenant:key,…``) configures keys too: the local runtime seeds them into the
+table, and a deployed API function accepts them from its environment.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalicelib.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from chalicelib.jobs import utc_now
+from chalicelib.job_store import utc_now
 from chalicelib.settings import TENANT_NAME
-from chalicelib.tenants import TenantStore, tenant_pk
+from chalicelib.tenant_table import TenantTable, tenant_partition
 
 API_KEY_HEADER = "x-api-key"
 CACHE_SECONDS = 30  # a revoked key stops working within this long in a warm container
@@ -34,10 +35,14 @@ def _key_pk(key: str) -> str:
     return f"KEY#{key_hash(key)}"
 
 
+def _listing(tenant: str, key_id: str) -> tuple[str, str]:
+    return tenant_partition(tenant), f"APIKEY#{key_id}"
+
+
 class KeyStore:
     """Create, list, revoke and look up hashed API keys."""
 
-    def __init__(self, tenants: TenantStore) -> None:
+    def __init__(self, tenants: TenantTable) -> None:
         self._tenants = tenants
 
     def create(self, tenant: str, *, key: str | None = None) -> dict[str, Any]:
@@ -57,7 +62,7 @@ class KeyStore:
             return {**existing, "key": key}
         record = {"key_id": key_id, "tenant": tenant, "created_at": utc_now()}
         # The listing first: a key that authenticates can always be found and revoked.
-        listing = (tenant_pk(tenant), f"APIKEY#{key_id}")
+        listing = _listing(tenant, key_id)
         self._tenants.put(*listing, {**record, "hash": key_hash(key)})
         if not self._tenants.put(_key_pk(key), "KEY", record, only_new=True):
             self._tenants.delete(*listing)  # a concurrent registration of the same key won
@@ -68,16 +73,16 @@ class KeyStore:
         """The tenant's keys: ids and creation times, never the keys."""
         return [
             {k: r[k] for k in ("key_id", "tenant", "created_at")}
-            for r in self._tenants.query(tenant_pk(tenant), "APIKEY#")
+            for r in self._tenants.query(*_listing(tenant, ""))
         ]
 
     def revoke(self, tenant: str, key_id: str) -> None:
         """Remove a key; 404 if the tenant has no key of that id."""
-        record = self._tenants.get(tenant_pk(tenant), f"APIKEY#{key_id}")
+        record = self._tenants.get(*_listing(tenant, key_id))
         if record is None:
             raise NotFound(f"tenant {tenant!r} has no key {key_id!r}", code="key_not_found")
         self._tenants.delete(f"KEY#{record['hash']}", "KEY")
-        self._tenants.delete(tenant_pk(tenant), f"APIKEY#{key_id}")
+        self._tenants.delete(*_listing(tenant, key_id))
 
     def tenant_of(self, key: str) -> str | None:
         """The tenant a presented key belongs to, or None."""

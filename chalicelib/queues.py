@@ -1,4 +1,4 @@
-"""SQS queues: the jobs queue (one JSON message per job and generation) and others."""
+"""SQS queues: the jobs queue (one message per job and generation) and others."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import TransientError
-from chalicelib.jobs import Job
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -19,25 +18,19 @@ MAX_DELAY_S = 900  # SQS's longest DelaySeconds
 
 @dataclass(frozen=True)
 class JobMessage:
-    """What a queue message says: which job, and which run of it (retries start a new one); and
-    the job's record as it was queued, so the classifier can start it without reading it back.
-    """
+    """What a jobs-queue message says: which job, and which run of it (a retry starts a new
+    generation). Nothing else: the job's state is what its record says when it starts."""
 
     job_id: str
     generation: int = 0
-    queued: Job | None = None
 
     def to_body(self) -> str:
         """The message body."""
-        doc: dict[str, Any] = {"job_id": self.job_id, "generation": self.generation}
-        if self.queued is not None:
-            doc["job"] = self.queued.to_item()
-        return json.dumps(doc)
+        return json.dumps({"job_id": self.job_id, "generation": self.generation})
 
     @classmethod
     def parse(cls, body: str) -> JobMessage | None:
-        """The message in ``body``, or None for a body that is not one of ours. A record that
-        does not describe this job and generation is left out (the job is then read)."""
+        """The message in ``body``, or None for a body that is not one of ours."""
         try:
             parsed = json.loads(body)
         except ValueError:
@@ -47,19 +40,7 @@ class JobMessage:
         job_id, generation = parsed.get("job_id"), parsed.get("generation", 0)
         if not isinstance(job_id, str) or type(generation) is not int or generation < 0:
             return None
-        queued = _record(parsed.get("job"))
-        if queued is not None and (queued.job_id, queued.generation) != (job_id, generation):
-            queued = None
-        return cls(job_id=job_id, generation=generation, queued=queued)
-
-
-def _record(item: Any) -> Job | None:
-    if not isinstance(item, dict):
-        return None
-    try:
-        return Job.from_item(item)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
+        return cls(job_id=job_id, generation=generation)
 
 
 class Queue:
@@ -80,7 +61,7 @@ class Queue:
                 raise TransientError(f"SQS queue {self._name} not found: {exc}") from exc
         return self._url
 
-    def send_body(self, body: str, *, delay_s: int = 0) -> None:
+    def send(self, body: str, *, delay_s: int = 0) -> None:
         """Send one message, visible after ``delay_s`` seconds (at most 900)."""
         try:
             self._sqs.send_message(
@@ -89,12 +70,27 @@ class Queue:
         except ClientError as exc:
             raise TransientError(f"SQS send failed: {exc}") from exc
 
+    def send_many(self, bodies: list[str]) -> None:
+        """Send messages ten to a request (SendMessageBatch); raise if any is not accepted."""
+        for start in range(0, len(bodies), 10):
+            entries: list[Any] = [
+                {"Id": str(i), "MessageBody": body}
+                for i, body in enumerate(bodies[start : start + 10])
+            ]
+            try:
+                resp = self._sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+            except ClientError as exc:
+                raise TransientError(f"SQS send failed: {exc}") from exc
+            if resp.get("Failed"):
+                raise TransientError(f"SQS refused {len(resp['Failed'])} messages")
 
-class JobQueue(Queue):
+
+class JobQueue:
     """The jobs queue."""
 
-    def send(self, job: Job) -> None:
-        """Queue one job for classification, its record with it."""
-        self.send_body(
-            JobMessage(job_id=job.job_id, generation=job.generation, queued=job).to_body()
-        )
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+
+    def send(self, job_id: str, generation: int) -> None:
+        """Queue one run of a job for classification."""
+        self._queue.send(JobMessage(job_id=job_id, generation=generation).to_body())

@@ -1,0 +1,344 @@
+"""The job record and its DynamoDB store: every state change is one conditional write.
+
+A refused write hands back the record as it stood (``ReturnValuesOnConditionCheckFailure``), so
+the caller learns why without reading it again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.contract import Job, JobStatus, Prediction
+from chalicelib.contract import Model as ModelInfo
+from chalicelib.dynamo import call, conditional, from_item, to_item
+from chalicelib.errors import BadRequest
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+OWNER_INDEX = "owner-created-index"
+_OPEN = (JobStatus.PENDING, JobStatus.PROCESSING)
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp with milliseconds, sortable as a string."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_job_id() -> str:
+    """A random 32-hex-digit id."""
+    return uuid.uuid4().hex
+
+
+def idempotent_job_id(owner: str, key: str) -> str:
+    """The job id an ``Idempotency-Key`` maps to, per tenant: the same key makes the same job."""
+    return hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()[:32]
+
+
+def is_job_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a job id (anything else cannot exist)."""
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+class JobRecord(Job):
+    """A job as stored: the public fields plus whose it is, where its image is, which run."""
+
+    owner: str
+    s3_key: str
+    generation: int = 0
+    image_sha256: str | None = None
+    idempotency_key: str | None = None
+    expires_at: int | None = None  # epoch seconds; DynamoDB's TTL removes the record after it
+
+    def view(self) -> Job:
+        """The public view: no owner, no storage details."""
+        return Job.model_validate(self.model_dump(include=set(Job.model_fields)))
+
+    def to_item(self) -> dict[str, Any]:
+        """The DynamoDB item; absent and empty fields are left out."""
+        plain = self.model_dump(mode="json", exclude_none=True)
+        return to_item({k: v for k, v in plain.items() if v != {}})
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> JobRecord:
+        """A record from a DynamoDB item."""
+        return cls.model_validate(from_item(item))
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A conditional transition: the record it wrote, or (refused) the record as it stands."""
+
+    job: JobRecord | None
+    current: JobRecord | None = None
+
+
+def _transition(write: Any, *, key: str = "Attributes") -> Transition:
+    if write.done:
+        attributes = write.response.get(key)
+        return Transition(JobRecord.from_item(attributes) if attributes else None)
+    return Transition(None, JobRecord.from_item(write.old_item) if write.old_item else None)
+
+
+class JobRepository:
+    """Job records in DynamoDB."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._db = client
+        self._table = table
+
+    def create(self, job: JobRecord) -> Transition:
+        """Insert a new job; refused (with the existing record) when the id is taken."""
+        written = conditional(
+            self._db.put_item,
+            TableName=self._table,
+            Item=job.to_item(),
+            ConditionExpression="attribute_not_exists(job_id)",
+        )
+        return Transition(job) if written.done else _transition(written)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job, or None."""
+        resp = call(
+            self._db.get_item,
+            TableName=self._table,
+            Key={"job_id": {"S": job_id}},
+            ConsistentRead=True,
+        )
+        item = resp.get("Item")
+        return JobRecord.from_item(item) if item else None
+
+    def delete(self, job_id: str) -> None:
+        """Remove the record (gone already is fine)."""
+        call(self._db.delete_item, TableName=self._table, Key={"job_id": {"S": job_id}})
+
+    def get_many(self, job_ids: list[str]) -> dict[str, JobRecord]:
+        """The jobs that exist among ``job_ids`` (BatchGetItem, 100 keys a call)."""
+        found: dict[str, JobRecord] = {}
+        for start in range(0, len(job_ids), 100):
+            keys: list[dict[str, Any]] = [
+                {"job_id": {"S": j}} for j in dict.fromkeys(job_ids[start : start + 100])
+            ]
+            while keys:
+                resp = call(
+                    self._db.batch_get_item,
+                    RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}},
+                )
+                for item in resp.get("Responses", {}).get(self._table, []):
+                    job = JobRecord.from_item(item)
+                    found[job.job_id] = job
+                keys = list(resp.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", []))
+        return found
+
+    def _update(
+        self,
+        job_id: str,
+        *,
+        allowed_from: tuple[JobStatus, ...],
+        set_values: dict[str, Any],
+        increment: str | None = None,
+        remove: tuple[str, ...] = (),
+        generation: int | None = None,
+    ) -> Transition:
+        """Apply a transition if the job is in one of ``allowed_from`` (and, when given, still
+        in ``generation``)."""
+        names = {"#status": "status"}
+        values: dict[str, Any] = {}
+        sets = []
+        for i, (attr, value) in enumerate(set_values.items()):
+            names[f"#a{i}"] = attr
+            values[f":v{i}"] = value
+            sets.append(f"#a{i} = :v{i}")
+        if increment:
+            names["#n"] = increment
+            values[":zero"], values[":one"] = 0, 1
+            sets.append("#n = if_not_exists(#n, :zero) + :one")
+        allowed = []
+        for i, status in enumerate(allowed_from):
+            values[f":from{i}"] = status.value
+            allowed.append(f":from{i}")
+        expression = "SET " + ", ".join(sets)
+        condition = f"attribute_exists(job_id) AND #status IN ({', '.join(allowed)})"
+        if generation is not None:
+            names["#gen"] = "generation"
+            values[":gen"] = generation
+            condition += f" AND ({_same_generation(generation)})"
+        if remove:
+            names.update({f"#r{i}": attr for i, attr in enumerate(remove)})
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        written = conditional(
+            self._db.update_item,
+            TableName=self._table,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+            ReturnValues="ALL_NEW",
+        )
+        return _transition(written)
+
+    def start(self, job_id: str, *, generation: int) -> Transition:
+        """PENDING/PROCESSING → PROCESSING in ``generation``, counting the attempt.
+
+        PROCESSING is allowed as a source because an attempt that died mid-way leaves the job
+        PROCESSING and SQS hands the same message over again. Refused for a finished job, a
+        deleted one, or a message of an earlier generation (the job was retried since).
+        """
+        return self._update(
+            job_id,
+            allowed_from=_OPEN,
+            set_values={"status": JobStatus.PROCESSING.value, "updated_at": utc_now()},
+            increment="attempts",
+            generation=generation,
+        )
+
+    def succeed(
+        self,
+        started: JobRecord,
+        *,
+        predictions: list[Prediction],
+        model: ModelInfo,
+        timings_ms: dict[str, float],
+    ) -> JobRecord | None:
+        """PROCESSING → SUCCEEDED with the result; None if the job is no longer PROCESSING in
+        the same generation.
+
+        ``started`` is the record ``start`` wrote and DynamoDB returned: the finished record is
+        built from it and put whole, on that condition. Nothing else changes a PROCESSING job of
+        the same generation, and a put needs no expression and returns nothing.
+        """
+        done = started.model_copy(
+            update={
+                "status": JobStatus.SUCCEEDED,
+                "updated_at": utc_now(),
+                "predictions": predictions,
+                "model": model,
+                "timings_ms": dict(timings_ms),
+                "error": None,
+            }
+        )
+        written = conditional(
+            self._db.put_item,
+            TableName=self._table,
+            Item=done.to_item(),
+            ConditionExpression=(
+                f"#status = :processing AND ({_same_generation(started.generation)})"
+            ),
+            ExpressionAttributeNames={"#status": "status", "#gen": "generation"},
+            ExpressionAttributeValues=to_item(
+                {":processing": JobStatus.PROCESSING.value, ":gen": started.generation}
+            ),
+        )
+        return done if written.done else None
+
+    def fail(
+        self, job_id: str, *, code: str, message: str, generation: int | None = None
+    ) -> Transition:
+        """PENDING/PROCESSING → FAILED with a reason; refused if the job is finished.
+
+        With ``generation``, only while the job has not been retried since: a dead letter left
+        over from before a retry must not fail the retried run.
+        """
+        return self._update(
+            job_id,
+            allowed_from=_OPEN,
+            set_values={
+                "status": JobStatus.FAILED.value,
+                "updated_at": utc_now(),
+                "error": {"code": code, "message": message},
+            },
+            generation=generation,
+        )
+
+    def retry(self, job_id: str) -> Transition:
+        """FAILED → PENDING in a new generation, clearing the error; refused if not FAILED."""
+        return self._update(
+            job_id,
+            allowed_from=(JobStatus.FAILED,),
+            set_values={"status": JobStatus.PENDING.value, "updated_at": utc_now()},
+            increment="generation",
+            remove=("error",),
+        )
+
+    def list_for_owner(
+        self,
+        owner: str,
+        *,
+        status: JobStatus | None = None,
+        limit: int = 20,
+        next_token: str | None = None,
+    ) -> tuple[list[JobRecord], str | None]:
+        """The owner's jobs, newest first, optionally of one status, ``limit`` at a time, and
+        the token of the next page (None at the end).
+
+        One query per page: unfiltered, ``Limit`` is the page; filtered, DynamoDB filters the
+        index's items (up to 1 MB a query) and the page ends at its ``limit``-th match, whose
+        key is the next token. A second query happens only past 1 MB of non-matching jobs.
+        """
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": owner}},
+            "ScanIndexForward": False,
+        }
+        if status is None:
+            request["Limit"] = limit
+        else:
+            request["FilterExpression"] = "#status = :status"
+            request["ExpressionAttributeNames"]["#status"] = "status"
+            request["ExpressionAttributeValues"][":status"] = {"S": status.value}
+        if next_token:
+            request["ExclusiveStartKey"] = _decode_token(next_token, owner)
+        jobs: list[JobRecord] = []
+        while True:
+            resp = call(self._db.query, **request)
+            jobs.extend(JobRecord.from_item(item) for item in resp.get("Items", []))
+            last = resp.get("LastEvaluatedKey")
+            if len(jobs) > limit:  # the page ends inside this response: resume after it
+                jobs = jobs[:limit]
+                last = _key_of(jobs[-1])
+            if len(jobs) >= limit or not last:
+                return jobs, _encode_token(last) if last else None
+            request["ExclusiveStartKey"] = last
+
+
+def _same_generation(generation: int) -> str:
+    """The condition "still in ``generation``" (``#gen``, ``:gen``); records written before
+    generations existed are generation 0."""
+    return "#gen = :gen" + (" OR attribute_not_exists(#gen)" if not generation else "")
+
+
+def _key_of(job: JobRecord) -> dict[str, Any]:
+    return {k: {"S": getattr(job, k)} for k in ("job_id", "owner", "created_at")}
+
+
+def _encode_token(key: dict[str, Any]) -> str:
+    plain = {k: v["S"] for k, v in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode()
+
+
+def _decode_token(token: str, owner: str) -> dict[str, Any]:
+    """Decode a pagination token; refuse garbage and tokens minted for another owner."""
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, binascii.Error) as exc:
+        raise BadRequest("next_token is not valid", code="invalid_next_token") from exc
+    expected = {"job_id", "owner", "created_at"}
+    if (
+        not isinstance(plain, dict)
+        or set(plain) != expected
+        or not all(isinstance(v, str) for v in plain.values())
+        or plain["owner"] != owner
+    ):
+        raise BadRequest("next_token is not valid", code="invalid_next_token")
+    return {k: {"S": v} for k, v in plain.items()}

@@ -1,0 +1,161 @@
+"""Submitting: the door checks, the image stored, the job recorded PENDING, the job queued.
+
+Shared by ``POST /jobs``, batches and S3 ingest; retry uses ``enqueue`` too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from chalicelib import telemetry
+from chalicelib.contract import JobStatus, SubmitHeaders, SubmitQuery
+from chalicelib.errors import Conflict, ServiceUnavailable, TransientError
+from chalicelib.image_store import ImageStore, image_key
+from chalicelib.images import inspect
+from chalicelib.job_store import JobRecord, JobRepository, idempotent_job_id, new_job_id, utc_now
+from chalicelib.queues import JobQueue
+from chalicelib.settings import Settings
+from chalicelib.submission import parse_submission
+from chalicelib.webhook_targets import Resolver, system_resolver, vet_url
+
+log = logging.getLogger(__name__)
+
+
+def new_record(
+    settings: Settings, *, owner: str, job_id: str, s3_key: str, content_type: str, data: bytes,
+    **extra: Any,
+) -> JobRecord:  # fmt: skip
+    """A PENDING job for ``data``, kept for the retention period."""
+    now = utc_now()
+    return JobRecord(
+        job_id=job_id,
+        owner=owner,
+        status=JobStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        attempts=0,
+        s3_key=s3_key,
+        content_type=content_type,
+        size_bytes=len(data),
+        image_sha256=hashlib.sha256(data).hexdigest(),
+        expires_at=int(time.time()) + settings.retention_days * 86400,
+        **extra,
+    )
+
+
+def enqueue(job: JobRecord, *, queue: JobQueue, repo: JobRepository) -> None:
+    """Queue a recorded job; if the queue is down, the job ends FAILED (retryable), not lost."""
+    try:
+        queue.send(job.job_id, job.generation)
+    except TransientError as exc:
+        repo.fail(job.job_id, code="enqueue_failed", message=str(exc))
+        raise ServiceUnavailable(
+            f"the job {job.job_id} was recorded but could not be queued; retry it with "
+            f"POST /jobs/{job.job_id}/retry",
+            code="queue_unavailable",
+        ) from exc
+
+
+class Submitter:
+    """Makes jobs of images handed to the API."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repo: JobRepository,
+        images: ImageStore,
+        queue: JobQueue,
+        resolve: Resolver = system_resolver,
+    ) -> None:
+        self.settings = settings
+        self._repo = repo
+        self._images = images
+        self._queue = queue
+        self._resolve = resolve
+
+    def submit(
+        self,
+        *,
+        owner: str,
+        content_type: str,
+        body: bytes,
+        query: SubmitQuery,
+        headers: SubmitHeaders,
+    ) -> JobRecord:
+        """``POST /jobs``: parse the body, whatever its form, and make its job."""
+        submission = parse_submission(
+            content_type=content_type,
+            body=body,
+            webhook_url=query.webhook_url,
+            max_bytes=self.settings.max_image_bytes,
+        )
+        return self.create_job(
+            owner=owner,
+            data=submission.data,
+            webhook_url=submission.webhook_url,
+            idempotency_key=headers.idempotency_key,
+        )
+
+    def create_job(
+        self,
+        *,
+        owner: str,
+        data: bytes,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+        batch_id: str | None = None,
+        filename: str | None = None,
+    ) -> JobRecord:
+        """Check the image at the door, store it, record the job PENDING and queue it.
+
+        With an ``Idempotency-Key`` the job id is derived from (tenant, key): a repeated request
+        returns the job the first one made (and queues it again if it is still PENDING, in case
+        the first request died between recording and queueing); the same key with another
+        image is a 409. Without a key nothing is read: a create that is refused (a concurrent
+        request with the same key) hands back the record that won.
+        """
+        s = self.settings
+        info = inspect(data, max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+        if webhook_url:
+            vet_url(webhook_url, allow_hosts=s.webhook_allow_hosts, resolve=self._resolve)
+        job_id = idempotent_job_id(owner, idempotency_key) if idempotency_key else new_job_id()
+        job = new_record(
+            s,
+            owner=owner,
+            job_id=job_id,
+            s3_key=image_key(owner, job_id),
+            content_type=info.content_type,
+            data=data,
+            webhook_url=webhook_url or None,
+            idempotency_key=idempotency_key,
+            batch_id=batch_id,
+            filename=filename,
+        )
+        if idempotency_key:  # a replay must not overwrite the first request's image
+            existing = self._repo.get(job_id)
+            if existing is not None:
+                return self._replay(existing, job)
+        # Image first, then record, then message: a message never points at nothing.
+        self._images.put(job.s3_key, data, info.content_type)
+        created = self._repo.create(job)
+        if created.job is None:
+            assert created.current is not None
+            return self._replay(created.current, job)
+        enqueue(job, queue=self._queue, repo=self._repo)
+        telemetry.count("jobs_submitted", source=job.source)
+        log.info("job submitted", extra={"job_id": job_id, "tenant": owner})
+        return job
+
+    def _replay(self, existing: JobRecord, requested: JobRecord) -> JobRecord:
+        if existing.image_sha256 != requested.image_sha256:
+            raise Conflict(
+                "this Idempotency-Key was already used with a different image",
+                code="idempotency_key_reused",
+            )
+        if existing.status is JobStatus.PENDING:
+            enqueue(existing, queue=self._queue, repo=self._repo)  # duplicates are harmless
+        return existing

@@ -1,0 +1,54 @@
+"""Webhook subscriptions (``/webhooks``) and the account (``/account``)."""
+
+from __future__ import annotations
+
+import uuid
+
+from chalicelib.contract import Account, NewWebhook, Webhook, WebhookList, WebhookRequest
+from chalicelib.errors import NotFound
+from chalicelib.job_store import utc_now
+from chalicelib.settings import Settings
+from chalicelib.webhook_store import Subscription, WebhookStore, new_secret
+from chalicelib.webhook_targets import Resolver, system_resolver, vet_url
+
+
+class Subscriptions:
+    """Subscribe URLs to job events; show the tenant's signing secret."""
+
+    def __init__(
+        self, *, settings: Settings, store: WebhookStore, resolve: Resolver = system_resolver
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._resolve = resolve
+
+    def subscribe(self, *, owner: str, request: WebhookRequest) -> NewWebhook:
+        """The new subscription with its signing secret (shown this once)."""
+        vet_url(request.url, allow_hosts=self._settings.webhook_allow_hosts, resolve=self._resolve)
+        subscription = Subscription(
+            id="wh_" + uuid.uuid4().hex,
+            url=request.url,
+            events=sorted(set(request.events)),
+            secret=new_secret(),
+            created_at=utc_now(),
+        )
+        self._store.add(owner, subscription)
+        return NewWebhook.model_validate(subscription.model_dump())
+
+    def list(self, *, owner: str) -> WebhookList:
+        """The caller's subscriptions, without their secrets."""
+        subscriptions = self._store.subscriptions(owner)
+        return WebhookList(
+            webhooks=[
+                Webhook.model_validate(s.model_dump(exclude={"secret"})) for s in subscriptions
+            ]
+        )
+
+    def unsubscribe(self, *, owner: str, webhook_id: str) -> None:
+        """Remove one of the caller's subscriptions; 404 for anything else."""
+        if not self._store.remove(owner, webhook_id):
+            raise NotFound(f"no webhook {webhook_id!r}", code="webhook_not_found")
+
+    def account(self, *, owner: str) -> Account:
+        """The caller's tenant and the secret its per-job webhooks are signed with."""
+        return Account(tenant=owner, webhook_signing_secret=self._store.signing_secret(owner))

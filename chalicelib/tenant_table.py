@@ -1,0 +1,128 @@
+"""The tenants table: one DynamoDB table of ``(pk, sk)`` records for everything a tenant owns
+besides its jobs. Each store that keeps records here (``batch_store``, ``webhook_store``,
+``delivery_store``, ``api_keys``) builds its own keys; this module only reads and writes.
+
+A record that belongs to a tenant is only ever read under that tenant's partition
+(``tenant_partition``): another tenant's id simply is not there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.dynamo import call, conditional, from_item, to_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+def tenant_partition(tenant: str) -> str:
+    """The partition of everything a tenant owns."""
+    return f"TENANT#{tenant}"
+
+
+def _item(pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
+    return {**to_item(values), "pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in from_item(item).items() if k not in ("pk", "sk")}
+
+
+class TenantTable:
+    """Conditional reads and writes of ``(pk, sk)`` records."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._db = client
+        self._table = table
+
+    def put(self, pk: str, sk: str, values: dict[str, Any], *, only_new: bool = False) -> bool:
+        """Write a record; with ``only_new``, False (nothing written) if it already exists."""
+        if not only_new:
+            call(self._db.put_item, TableName=self._table, Item=_item(pk, sk, values))
+            return True
+        return conditional(
+            self._db.put_item,
+            TableName=self._table,
+            Item=_item(pk, sk, values),
+            ConditionExpression="attribute_not_exists(pk)",
+        ).done
+
+    def put_new_or_get(self, pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Write a record unless one exists; the record that is stored either way."""
+        written = conditional(
+            self._db.put_item,
+            TableName=self._table,
+            Item=_item(pk, sk, values),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        if written.done or written.old_item is None:
+            return dict(values)
+        return _plain(written.old_item)
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """One record, or None."""
+        resp = call(
+            self._db.get_item,
+            TableName=self._table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            ConsistentRead=True,
+        )
+        item = resp.get("Item")
+        return _plain(item) if item else None
+
+    def query(self, pk: str, prefix: str) -> list[dict[str, Any]]:
+        """Every record of ``pk`` whose sort key starts with ``prefix``."""
+        out: list[dict[str, Any]] = []
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": prefix}},
+            "ConsistentRead": True,
+        }
+        while True:
+            resp = call(self._db.query, **request)
+            out.extend(_plain(item) for item in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return out
+            request["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def delete(self, pk: str, sk: str) -> bool:
+        """Remove a record; False if there was none."""
+        return conditional(
+            self._db.delete_item,
+            TableName=self._table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            ConditionExpression="attribute_exists(pk)",
+        ).done
+
+    def delete_many(self, keys: list[tuple[str, str]]) -> None:
+        """Remove records (gone already is fine), 25 to a request."""
+        for start in range(0, len(keys), 25):
+            requests: list[Any] = [
+                {"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}}
+                for pk, sk in keys[start : start + 25]
+            ]
+            while requests:
+                resp = call(self._db.batch_write_item, RequestItems={self._table: requests})
+                requests = list(resp.get("UnprocessedItems", {}).get(self._table, []))
+
+    def put_if(
+        self,
+        pk: str,
+        sk: str,
+        values: dict[str, Any],
+        *,
+        condition: str,
+        names: dict[str, str],
+        condition_values: dict[str, Any],
+    ) -> bool:
+        """Write a record only when ``condition`` holds (or it does not exist yet)."""
+        return conditional(
+            self._db.put_item,
+            TableName=self._table,
+            Item=_item(pk, sk, values),
+            ConditionExpression=f"attribute_not_exists(pk) OR ({condition})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(condition_values),
+        ).done
