@@ -1,4 +1,8 @@
-"""Start ``python -m infra.local`` as a user runs it, on free ports, and talk to it over HTTP."""
+"""Start ``python -m infra.local`` as a user runs it, on free ports, and talk to it over HTTP.
+
+``Runtime.http`` is the one way e2e tests call the API: a ``requests`` session that sends the
+tenant's key and checks every answer against the OpenAPI document.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,38 @@ from typing import Any
 import boto3
 import requests
 
+from tests.openapi_check import check_response
+
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = ("SUCCEEDED", "FAILED")
+
+
+class ApiSession(requests.Session):
+    """Requests relative to the API's URL, with the key, each answer checked against the
+    document. A full URL (a presigned S3 one, say) goes out unchanged and unchecked."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+        self.headers["x-api-key"] = key
+        self.hooks["response"].append(self._check)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        url = str(url)
+        if url.startswith("/"):
+            url = self.base_url + url
+        kwargs.setdefault("timeout", 30)
+        return super().request(method, url, *args, **kwargs)
+
+    def _check(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.request.url and response.request.url.startswith(self.base_url):
+            check_response(
+                method=str(response.request.method),
+                url=response.request.url[len(self.base_url) :],
+                status=response.status_code,
+                headers=dict(response.headers),
+                body=response.content,
+            )
 
 
 @dataclass
@@ -28,6 +62,10 @@ class Runtime:
     key: str
     process: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
+    http: ApiSession = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = ApiSession(self.url, self.key)
 
     def headers(self, **extra: str) -> dict[str, str]:
         """The API key header plus ``extra``."""
@@ -36,7 +74,7 @@ class Runtime:
     def get(self, path: str) -> Any:
         """GET ``path`` with the key; the decoded JSON body."""
         try:
-            return requests.get(f"{self.url}{path}", headers=self.headers(), timeout=30).json()
+            return self.http.get(path).json()
         except requests.ConnectionError as exc:
             raise AssertionError(self.postmortem()) from exc
 
@@ -48,12 +86,8 @@ class Runtime:
 
     def post_image(self, data: bytes, content_type: str, **params: str) -> requests.Response:
         """POST /jobs with one image as the raw body (``params`` as the query string)."""
-        return requests.post(
-            f"{self.url}/jobs",
-            params=params,
-            data=data,
-            headers=self.headers(**{"Content-Type": content_type}),
-            timeout=30,
+        return self.http.post(
+            "/jobs", params=params, data=data, headers={"Content-Type": content_type}
         )
 
     def submit(self, data: bytes, content_type: str, **params: str) -> str:

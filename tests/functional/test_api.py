@@ -112,8 +112,12 @@ def test_unknown_or_malformed_job_id_is_404(api: Api, job_id: str) -> None:
         (b'{"image_base64": "***"}', "application/json", 400, "invalid_base64"),
         (b'{"other": 1}', "application/json", 400, "missing_image"),
         (b"--x\r\n\r\n--x--", "multipart/form-data; boundary=x", 400, "invalid_multipart"),
-        (multipart(fields={"webhook_url": "https://example.com/h"})[0], multipart()[1], 400,
-         "missing_image"),
+        (
+            multipart(fields={"webhook_url": "https://example.com/h"})[0],
+            multipart()[1],
+            400,
+            "missing_image",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(
@@ -189,9 +193,7 @@ def test_next_token_of_another_tenant_is_refused(api: Api) -> None:
     assert resp.status == 400
 
 
-def test_classifier_handler_labels_real_photos_and_publishes_events(
-    api: Api, stack: Stack
-) -> None:
+def test_classifier_handler_labels_real_photos_and_publishes_events(api: Api, stack: Stack) -> None:
     cat_id = api.submit(cat_jpeg())
     coffee_id = api.submit(COFFEE.read_bytes(), "image/png")
     event = stack.receive_jobs_event()
