@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,11 @@ from chalicelib.errors import BadRequest, PayloadTooLarge, PermanentJobError, Un
 # which reads width × height from the header and refuses before any pixel is decoded, with the
 # configured limit and a message that names the image's size.
 Image.MAX_IMAGE_PIXELS = None
+# A photo's EXIF block is read only for its orientation. Pillow warns once per bad tag it skips:
+# one JPEG with 4,000 bogus tags wrote 4,000 warnings (8,000 lines) to the log. Malformed
+# metadata of a client's file is not ours to report; a tag that matters and cannot be read just
+# leaves the image unturned.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
 
 INPUT_SIZE = 224
 CROP_FRACTION = 224 / 256  # EfficientNet's evaluation centre crop

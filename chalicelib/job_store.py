@@ -6,19 +6,16 @@ the caller learns why without reading it again.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import page_tokens
 from chalicelib.contract import Job, JobStatus, Prediction
-from chalicelib.contract import Model as ModelInfo
+from chalicelib.contract import Model
 from chalicelib.dynamo import call, conditional, from_item, to_item
-from chalicelib.errors import BadRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -205,7 +202,7 @@ class JobRepository:
         started: JobRecord,
         *,
         predictions: list[Prediction],
-        model: ModelInfo,
+        model: Model,
         timings_ms: dict[str, float],
     ) -> JobRecord | None:
         """PROCESSING → SUCCEEDED with the result; None if the job is no longer PROCESSING in
@@ -298,7 +295,7 @@ class JobRepository:
             request["ExpressionAttributeNames"]["#status"] = "status"
             request["ExpressionAttributeValues"][":status"] = {"S": status.value}
         if next_token:
-            request["ExclusiveStartKey"] = _decode_token(next_token, owner)
+            request["ExclusiveStartKey"] = page_tokens.decode(next_token, owner=owner)
         jobs: list[JobRecord] = []
         while True:
             resp = call(self._db.query, **request)
@@ -308,7 +305,7 @@ class JobRepository:
                 jobs = jobs[:limit]
                 last = _key_of(jobs[-1])
             if len(jobs) >= limit or not last:
-                return jobs, _encode_token(last) if last else None
+                return jobs, page_tokens.encode(last) if last else None
             request["ExclusiveStartKey"] = last
 
 
@@ -320,25 +317,3 @@ def _same_generation(generation: int) -> str:
 
 def _key_of(job: JobRecord) -> dict[str, Any]:
     return {k: {"S": getattr(job, k)} for k in ("job_id", "owner", "created_at")}
-
-
-def _encode_token(key: dict[str, Any]) -> str:
-    plain = {k: v["S"] for k, v in key.items()}
-    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode()
-
-
-def _decode_token(token: str, owner: str) -> dict[str, Any]:
-    """Decode a pagination token; refuse garbage and tokens minted for another owner."""
-    try:
-        plain = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, binascii.Error) as exc:
-        raise BadRequest("next_token is not valid", code="invalid_next_token") from exc
-    expected = {"job_id", "owner", "created_at"}
-    if (
-        not isinstance(plain, dict)
-        or set(plain) != expected
-        or not all(isinstance(v, str) for v in plain.values())
-        or plain["owner"] != owner
-    ):
-        raise BadRequest("next_token is not valid", code="invalid_next_token")
-    return {k: {"S": v} for k, v in plain.items()}

@@ -1,0 +1,111 @@
+"""The HTTP contract as types: every request body, query, header set and response, written once.
+
+Requests are validated with these models (``chalicelib.validation``), responses are serialised
+from them, and ``chalicelib.openapi`` builds the OpenAPI document from them and the operation
+table (``chalicelib.operations``), so a generated client and the service cannot disagree. A
+field whose bad value has its own error code carries an ``Invalid`` marker.
+"""
+
+from __future__ import annotations
+
+from chalicelib.contract.batches import (
+    Batch,
+    BatchAccepted,
+    BatchForm,
+    Progress,
+    Rejected,
+    Upload,
+    UploadForm,
+    UploadRequest,
+)
+from chalicelib.contract.common import (
+    DEFAULT_PAGE,
+    EVENT_TYPES,
+    MAX_FILENAME,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_PAGE,
+    MAX_URL_LENGTH,
+    UPLOAD_TYPES,
+    Error,
+    ErrorDetail,
+    EventType,
+    Invalid,
+    JobStatus,
+    Request,
+    Response,
+    Timestamp,
+    UploadType,
+)
+from chalicelib.contract.jobs import (
+    Accepted,
+    Delivery,
+    DeliveryState,
+    Job,
+    JobDetail,
+    JobError,
+    JobPage,
+    ListJobsQuery,
+    Model,
+    Prediction,
+    SubmitForm,
+    SubmitHeaders,
+    SubmitJson,
+    SubmitQuery,
+)
+from chalicelib.contract.webhooks import (
+    Account,
+    Health,
+    JobEvent,
+    NewWebhook,
+    Webhook,
+    WebhookList,
+    WebhookRequest,
+)
+
+__all__ = [
+    "DEFAULT_PAGE",
+    "EVENT_TYPES",
+    "MAX_FILENAME",
+    "MAX_IDEMPOTENCY_KEY",
+    "MAX_PAGE",
+    "MAX_URL_LENGTH",
+    "UPLOAD_TYPES",
+    "Accepted",
+    "Account",
+    "Batch",
+    "BatchAccepted",
+    "BatchForm",
+    "Delivery",
+    "DeliveryState",
+    "Error",
+    "ErrorDetail",
+    "EventType",
+    "Health",
+    "Invalid",
+    "Job",
+    "JobDetail",
+    "JobError",
+    "JobEvent",
+    "JobPage",
+    "JobStatus",
+    "ListJobsQuery",
+    "Model",
+    "NewWebhook",
+    "Prediction",
+    "Progress",
+    "Rejected",
+    "Request",
+    "Response",
+    "SubmitForm",
+    "SubmitHeaders",
+    "SubmitJson",
+    "SubmitQuery",
+    "Timestamp",
+    "Upload",
+    "UploadForm",
+    "UploadRequest",
+    "UploadType",
+    "Webhook",
+    "WebhookList",
+    "WebhookRequest",
+]

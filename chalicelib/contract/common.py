@@ -1,0 +1,73 @@
+"""What every part of the contract shares: the base models, the ``Invalid`` marker, limits,
+the job statuses and the error body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+MAX_IDEMPOTENCY_KEY = 255
+MAX_FILENAME = 255
+MAX_URL_LENGTH = 2048
+UPLOAD_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff")
+EVENT_TYPES = ("job.succeeded", "job.failed")
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """The error a field's bad or missing value answers with (a 4xx ``AppError``)."""
+
+    code: str
+    message: str
+    status: int = 400
+
+
+class JobStatus(StrEnum):
+    """PENDING → PROCESSING → SUCCEEDED | FAILED; FAILED → PENDING only through retry."""
+
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @property
+    def terminal(self) -> bool:
+        """True for SUCCEEDED and FAILED."""
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+EventType = Literal["job.succeeded", "job.failed"]
+UploadType = Literal[
+    "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"
+]
+
+
+class Response(BaseModel):
+    """A response body: every field is always present (``null`` when it has no value)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class Request(BaseModel):
+    """A request body, query or header set: unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class ErrorDetail(Response):
+    """A machine-readable code and a sentence for people."""
+
+    code: str
+    message: str
+
+
+class Error(Response):
+    """Every 4xx and 5xx answer."""
+
+    error: ErrorDetail

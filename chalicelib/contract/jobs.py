@@ -1,0 +1,169 @@
+"""Jobs: submitting one image, reading, listing and retrying jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field
+
+from chalicelib.contract.common import (
+    DEFAULT_PAGE,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_PAGE,
+    MAX_URL_LENGTH,
+    EventType,
+    Invalid,
+    JobStatus,
+    Request,
+    Response,
+    Timestamp,
+)
+
+
+class Model(Response):
+    """The model that classified the image."""
+
+    name: str
+    version: str
+
+
+class Prediction(Response):
+    """One ImageNet class and its probability."""
+
+    class_id: int = Field(ge=0, le=999)
+    label: str
+    probability: float = Field(ge=0, le=1)
+
+
+class JobError(Response):
+    """Why a job FAILED."""
+
+    code: str
+    message: str
+
+
+class Job(Response):
+    """A job as the API shows it (and as job events carry it)."""
+
+    job_id: str
+    status: JobStatus
+    attempts: int = Field(ge=0)
+    created_at: Timestamp
+    updated_at: Timestamp
+    content_type: str
+    size_bytes: int = Field(ge=0)
+    batch_id: str | None = None
+    source: Literal["api", "upload", "s3"] = "api"
+    filename: str | None = None
+    webhook_url: str | None = None
+    predictions: list[Prediction] | None = Field(default=None, max_length=5)
+    model: Model | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    error: JobError | None = None
+
+
+DeliveryState = Literal["pending", "retrying", "delivered", "failed", "cancelled"]
+
+
+class Delivery(Response):
+    """The state of one webhook target's delivery of a job's latest event."""
+
+    target: str = Field(description="`job` (the job's webhook_url) or a subscription id")
+    url: str
+    event_type: EventType
+    state: DeliveryState
+    attempts: int = Field(ge=0)
+    last_status: int | None = None
+    last_error: str | None = None
+    next_attempt_at: Timestamp | None = None
+    updated_at: Timestamp
+
+
+class JobDetail(Job):
+    """``GET /jobs/{job_id}``: the job, a short-lived URL of its image, its webhook deliveries."""
+
+    image_url: str = Field(description="presigned, short-lived")
+    webhooks: list[Delivery]
+
+
+class Accepted(Response):
+    """``202``: the job is recorded and queued."""
+
+    job_id: str
+    status: JobStatus
+    status_url: str
+
+
+class JobPage(Response):
+    """A page of the caller's jobs, newest first."""
+
+    jobs: list[Job]
+    next_token: str | None = None
+
+
+class SubmitJson(Request):
+    """``POST /jobs`` as JSON."""
+
+    image_base64: Annotated[
+        str,
+        Field(min_length=1, description="the image, base64 or a data: URL"),
+        Invalid("missing_image", "image_base64 (a base64 string) is required"),
+    ]
+    webhook_url: Annotated[
+        str | None,
+        Field(max_length=MAX_URL_LENGTH, description="https URL told when the job ends"),
+        Invalid("invalid_webhook_url", "webhook_url must be a string"),
+    ] = None
+
+
+class SubmitForm(Request):
+    """``POST /jobs`` as ``multipart/form-data``."""
+
+    image: bytes = Field(description="the image file")
+    webhook_url: str | None = Field(default=None, description="https URL told when the job ends")
+
+
+class SubmitQuery(Request):
+    """``POST /jobs`` query parameters (for raw image bodies)."""
+
+    webhook_url: str | None = Field(default=None, description="https URL told when the job ends")
+
+
+class SubmitHeaders(Request):
+    """``POST /jobs`` headers."""
+
+    idempotency_key: Annotated[
+        str | None,
+        Field(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY,
+            pattern=r"^[\x20-\x7e]+$",
+            description="the same key from the same tenant returns the same job",
+        ),
+        Invalid(
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters",
+        ),
+    ] = None
+
+
+class ListJobsQuery(Request):
+    """``GET /jobs`` query parameters."""
+
+    status: Annotated[
+        JobStatus | None,
+        BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value),
+        Field(description="only jobs in this state"),
+        Invalid("invalid_status", "status must be one of " + ", ".join(JobStatus)),
+    ] = None
+    limit: Annotated[
+        int,
+        Field(ge=1, le=MAX_PAGE),
+        Invalid("invalid_limit", f"limit must be 1..{MAX_PAGE}"),
+    ] = DEFAULT_PAGE
+    next_token: Annotated[
+        str | None,
+        Field(max_length=4096, description="from the previous page"),
+        Invalid("invalid_next_token", "next_token is not valid"),
+    ] = None
