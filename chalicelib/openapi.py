@@ -108,7 +108,7 @@ def _reply(reply: Reply, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     if reply.model is not None:
         out["content"] = {"application/json": {"schema": refs[reply.model]}}
     elif reply.media_types:
-        out["content"] = {media: {"schema": {"type": "string"}} for media in reply.media_types}
+        out["content"] = {media: {"schema": _schema_of(media)} for media in reply.media_types}
     if reply.headers:
         out["headers"] = {name: _header(name) for name in reply.headers}
     if reply.links:
@@ -120,6 +120,12 @@ def _reply(reply: Reply, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
             for link in reply.links
         }
     return out
+
+
+def _schema_of(media_type: str) -> dict[str, Any]:
+    """The schema of a reply that is not one of the contract's models (a page, a file, this
+    document): JSON is an object, anything else text."""
+    return {"type": "object"} if media_type == "application/json" else {"type": "string"}
 
 
 def _header(name: str) -> dict[str, Any]:

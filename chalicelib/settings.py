@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -74,13 +75,25 @@ def _host_set(raw: object) -> frozenset[str]:
 
 
 def _is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    if name.strip("[]") in ("localhost", "localhost.localdomain"):
+    """Whether an allow-list entry (``host`` or ``host:port``) names this machine, however it is
+    spelled: ``localhost``, ``127.1``, ``0.0.0.0``, ``[::1]:8080``, ``::ffff:127.0.0.1``."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1:].split("]", 1)[0]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(name.strip("[]")).is_loopback
+        ip = ipaddress.ip_address(name)
     except ValueError:
-        return False
+        try:  # the shorthand forms the C resolver accepts: 127.1, 0x7f.1, 2130706433
+            ip = ipaddress.ip_address(socket.inet_aton(name))
+        except OSError:
+            return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_unspecified
 
 
 ApiKeys = Annotated[dict[str, str], BeforeValidator(parse_api_keys)]

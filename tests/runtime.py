@@ -35,12 +35,13 @@ class ApiSession(requests.Session):
         self.headers["x-api-key"] = key
         self.hooks["response"].append(self._check)
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        url = str(url)
-        if url.startswith("/"):
-            url = self.base_url + url
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        verb = method.decode() if isinstance(method, bytes) else method
+        target = url.decode() if isinstance(url, bytes) else url
+        if target.startswith("/"):
+            target = self.base_url + target
         kwargs.setdefault("timeout", 30)
-        return super().request(method, url, *args, **kwargs)
+        return super().request(verb, target, *args, **kwargs)
 
     def _check(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         if response.request.url and response.request.url.startswith(self.base_url):

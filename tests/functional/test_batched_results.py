@@ -6,84 +6,77 @@ redelivery publishes it. Every other job in the batch is finished and acknowledg
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import pytest
-from chalice.test import Client
-
-from app import app
 from chalicelib.errors import TransientError
-from chalicelib.jobs import Job
-from chalicelib.notify import EventPublisher
+from chalicelib.job_events import EventPublisher
+from chalicelib.job_store import JobRecord
 from chalicelib.telemetry import REGISTRY
-from tests.functional.conftest import KEY_A, Stack
-from tests.functional.test_reliability import service_with
+from tests.functional.conftest import Api, Stack
+from tests.functional.test_reliability import classifier_around, message_ids
 from tests.photos import CAT_CLASSES, cat_jpeg
 
 
 class RefusingPublisher(EventPublisher):
-    """SNS that refuses the events of chosen jobs (or, with ``down``, every request)."""
+    """SNS that refuses the events of chosen jobs (or, with ``down``, every batch request).
+
+    A subclass only so the classifier accepts it (it takes an ``EventPublisher``); every call
+    goes to ``inner``.
+    """
 
     def __init__(self, inner: EventPublisher, refused: set[str], *, down: bool = False) -> None:
-        self.__dict__.update(inner.__dict__)
+        self._inner = inner
         self.refused = refused
         self.down = down
-        self.requests = 0
 
-    def publish_many(self, jobs: Sequence[Job]) -> set[str]:
-        self.requests += 1
+    @property
+    def topic_arn(self) -> str:
+        """The inner publisher's topic."""
+        return self._inner.topic_arn
+
+    def publish(self, job: JobRecord) -> None:
+        """As the inner publisher does."""
+        self._inner.publish(job)
+
+    def publish_many(self, jobs: Sequence[JobRecord]) -> set[str]:
+        """Publish the events SNS accepts; the ids of the jobs whose event it refused."""
         if self.down:
             raise TransientError("SNS unavailable")
         accepted = [job for job in jobs if job.job_id not in self.refused]
-        return super().publish_many(accepted) | {j.job_id for j in jobs if j not in accepted}
+        return self._inner.publish_many(accepted) | {j.job_id for j in jobs if j not in accepted}
 
 
-@pytest.fixture
-def client(stack: Stack) -> Iterator[Client]:
-    with Client(app) as c:
-        yield c
+def sns_calls(stack: Stack) -> list[str]:
+    """The SNS operations the stack's client makes from now on, in order."""
+    seen: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        seen.append(model.name)
+
+    stack.clients.sns.meta.events.register("before-call.sns.*", record)
+    return seen
 
 
-def submit(client: Client, count: int) -> list[str]:
-    return [
-        client.http.post(
-            "/jobs", headers={"x-api-key": KEY_A, "content-type": "image/jpeg"}, body=cat_jpeg()
-        ).json_body["job_id"]
-        for _ in range(count)
-    ]
-
-
-def job(client: Client, job_id: str) -> dict[str, Any]:
-    return dict(client.http.get(f"/jobs/{job_id}", headers={"x-api-key": KEY_A}).json_body)
-
-
-def publisher(stack: Stack) -> EventPublisher:
-    return EventPublisher(
-        stack.clients.sns, topic_arn=stack.settings.topic_arn, topic_name=stack.settings.topic_name
-    )
-
-
-def test_a_full_batch_is_announced_in_one_request_with_every_event(
-    client: Client, stack: Stack
-) -> None:
-    ids = submit(client, 10)
-    counting = RefusingPublisher(publisher(stack), set())
-    service_with(stack, publisher=counting)
+def test_a_full_batch_is_announced_in_one_request_with_every_event(api: Api, stack: Stack) -> None:
+    # GIVEN ten queued jobs
+    ids = [api.submit(cat_jpeg()) for _ in range(10)]
+    calls = sns_calls(stack)
     writes, publishes = REGISTRY.summary("result_write_ms"), REGISTRY.summary("event_publish_ms")
 
-    result = client.lambda_.invoke("classify", stack.receive_jobs_event())
+    # WHEN the batch is classified
+    result = api.classify_queued()
 
-    assert result.payload == {"batchItemFailures": []}
-    assert counting.requests == 1
+    # THEN one PublishBatch announced all ten, with the attributes subscribers filter on
+    assert result == {"batchItemFailures": []}
+    assert calls == ["PublishBatch"]
     events = stack.published_events()
     assert sorted(e["event"]["job"]["job_id"] for e in events) == sorted(ids)
     assert {e["event"]["type"] for e in events} == {"job.succeeded"}
     assert {e["attributes"]["tenant"]["Value"] for e in events} == {"a"}
     assert {e["attributes"]["type"]["Value"] for e in events} == {"job.succeeded"}
     for job_id in ids:
-        record = job(client, job_id)
+        record = api.job(job_id)
         assert record["predictions"][0]["class_id"] in CAT_CLASSES
         stages = {"start", "queue_wait", "s3_get", "decode", "inference", "total"}
         assert stages <= set(record["timings_ms"])
@@ -93,47 +86,58 @@ def test_a_full_batch_is_announced_in_one_request_with_every_event(
 
 
 def test_an_event_sns_refused_goes_back_to_the_queue_and_is_published_on_redelivery(
-    client: Client, stack: Stack
+    api: Api, stack: Stack
 ) -> None:
-    ids = submit(client, 3)
-    service_with(stack, publisher=RefusingPublisher(publisher(stack), {ids[1]}))
+    # GIVEN three queued jobs, and SNS refusing the second one's event
+    ids = [api.submit(cat_jpeg()) for _ in range(3)]
+    real = stack.services.classify
+    refusing = RefusingPublisher(stack.services.adapters.publisher, {ids[1]})
+    stack.install(classify=classifier_around(stack, publisher=refusing))
     event = stack.receive_jobs_event()
-    by_job = {json.loads(r["body"])["job_id"]: r["messageId"] for r in event["Records"]}
+    by_job = message_ids(event)
 
-    result = client.lambda_.invoke("classify", event)
+    # WHEN the batch is classified
+    result = api.invoke("classify", event)
 
-    assert result.payload == {"batchItemFailures": [{"itemIdentifier": by_job[ids[1]]}]}
-    assert [job(client, i)["status"] for i in ids] == ["SUCCEEDED"] * 3
+    # THEN every job finished, and only the unannounced one's message goes back
+    assert result == {"batchItemFailures": [{"itemIdentifier": by_job[ids[1]]}]}
+    assert [api.job(i)["status"] for i in ids] == ["SUCCEEDED"] * 3
     assert sorted(e["event"]["job"]["job_id"] for e in stack.published_events()) == sorted(
         [ids[0], ids[2]]
     )
-    service_with(stack)  # SNS recovers; SQS hands the refused message over again
+    stack.install(classify=real)  # SNS recovers; SQS hands the refused message over again
     again = {"Records": [r for r in event["Records"] if r["messageId"] == by_job[ids[1]]]}
-    assert client.lambda_.invoke("classify", again).payload == {"batchItemFailures": []}
+    assert api.invoke("classify", again) == {"batchItemFailures": []}
     assert [e["event"]["job"]["job_id"] for e in stack.published_events()] == [ids[1]]
-    assert job(client, ids[1])["attempts"] == 1  # a finished job is not run again
+    assert api.job(ids[1])["attempts"] == 1  # a finished job is not run again
 
 
 def test_sns_down_for_the_whole_batch_sends_every_message_back_and_loses_no_event(
-    client: Client, stack: Stack
+    api: Api, stack: Stack
 ) -> None:
-    ids = submit(client, 4)
-    service_with(stack, publisher=RefusingPublisher(publisher(stack), set(), down=True))
+    # GIVEN four queued jobs, and SNS down
+    ids = [api.submit(cat_jpeg()) for _ in range(4)]
+    real = stack.services.classify
+    down = RefusingPublisher(stack.services.adapters.publisher, set(), down=True)
+    stack.install(classify=classifier_around(stack, publisher=down))
     event = stack.receive_jobs_event()
 
-    result = client.lambda_.invoke("classify", event)
+    # WHEN the batch is classified
+    result = api.invoke("classify", event)
 
-    assert len(result.payload["batchItemFailures"]) == 4
-    assert {job(client, i)["status"] for i in ids} == {"SUCCEEDED"}
+    # THEN every job finished, every message goes back, and nothing was announced yet
+    assert len(result["batchItemFailures"]) == 4
+    assert {api.job(i)["status"] for i in ids} == {"SUCCEEDED"}
     assert stack.published_events() == []
-    service_with(stack)
-    assert client.lambda_.invoke("classify", event).payload == {"batchItemFailures": []}
+    # AND the redelivery announces every job without running any again
+    stack.install(classify=real)
+    assert api.invoke("classify", event) == {"batchItemFailures": []}
     events = stack.published_events()
     assert sorted(e["event"]["job"]["job_id"] for e in events) == sorted(ids)
-    assert {job(client, i)["attempts"] for i in ids} == {1}
-    assert client.lambda_.invoke("classify", event).payload == {"batchItemFailures": []}
+    assert {api.job(i)["attempts"] for i in ids} == {1}
+    assert api.invoke("classify", event) == {"batchItemFailures": []}
     # A third delivery finds every job done, runs nothing, and repeats the same events.
     assert sorted(e["event"]["id"] for e in stack.published_events()) == sorted(
         e["event"]["id"] for e in events
     )
-    assert {job(client, i)["attempts"] for i in ids} == {1}
+    assert {api.job(i)["attempts"] for i in ids} == {1}
