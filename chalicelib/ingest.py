@@ -31,11 +31,13 @@ def objects_in(record: SQSRecord) -> list[StoredObject]:
     """The created objects an S3 notification (delivered through SQS) announces; S3's test
     event and anything outside the ingest prefixes announce none."""
     try:
-        event = S3Event(record.json_body)
-        notifications = list(event.records) if isinstance(event.raw_event, dict) else []
-    except (ValueError, TypeError):
+        body = record.json_body
+    except ValueError:
         log.error("ingest message is not an S3 notification", extra={"body": record.body[:99]})
         return []
+    if not isinstance(body, dict) or not isinstance(body.get("Records"), list):
+        return []  # s3:TestEvent, sent when the notification is set up, has no records
+    notifications = list(S3Event(body).records)
     found = []
     for notification in notifications:
         if not notification.event_name.startswith("ObjectCreated:"):

@@ -88,7 +88,7 @@ def model_loop(
     cpu, started = time.process_time(), time.perf_counter()
     for sample in samples:
         tensor = to_model_input(sample.data, max_pixels=max_pixels, draft=draft)
-        top1.append(classifier.predict(tensor[None])[0][0]["class_id"])
+        top1.append(classifier.predict(tensor[None])[0][0].class_id)
     return LoopResult(time.perf_counter() - started, top1, time.process_time() - cpu)
 
 
@@ -106,7 +106,7 @@ def overlapped_loop(
         ready = [t for t in tensors if not isinstance(t, Exception)]
         if len(ready) != len(batch):
             raise RuntimeError("a benchmark image failed to decode")
-        top1 += [r[0]["class_id"] for r in classifier.predict(np.stack(ready))]
+        top1 += [r[0].class_id for r in classifier.predict(np.stack(ready))]
     return LoopResult(time.perf_counter() - started, top1, time.process_time() - cpu)
 
 
@@ -633,7 +633,7 @@ def report(
             "mean_bytes": round(statistics.fmean(len(s.data) for s in samples)),
             "max_bytes": max(len(s.data) for s in samples),
         },
-        "model": classifier.info.to_dict(),
+        "model": classifier.info.model_dump(),
         "ort_threads": settings.ort_threads,
         "ort_spinning": settings.ort_spinning,
         "classify_workers": settings.classify_workers,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import logging
 import os
 import signal
 import subprocess
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run moto's server on loopback.")
     parser.add_argument("--port", type=int, default=0, help="0 (default) picks a free port")
     args = parser.parse_args(argv)
+    # One access-log line per call, several a second from the pollers' long polls: not for people.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = emulator_server(port=args.port)
     server.start()
     stop = threading.Event()

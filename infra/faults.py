@@ -26,7 +26,7 @@ from chalicelib.wiring import Services, classifier_loader
 BATCH = 10
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 (a crash, not an error anyone handles)
+class SimulatedCrash(BaseException):
     """The classifier's process dying mid-batch: nothing in the handler catches it."""
 
 

@@ -12,9 +12,9 @@ import json
 import sys
 from collections.abc import Sequence
 
+from chalicelib.api_keys import KeyStore
 from chalicelib.aws import AwsClients
 from chalicelib.errors import AppError
-from chalicelib.api_keys import KeyStore
 from chalicelib.settings import Settings
 from chalicelib.tenant_table import TenantTable
 

@@ -56,8 +56,8 @@ def cold_start(image: Path) -> dict[str, Any]:
         "session_ms": _ms(session - imported),
         "first_result_ms": _ms(first - session),
         "total_ms": _ms(first - _STARTED),
-        "model": classifier.info.to_dict(),
-        "top1": top["label"],
+        "model": classifier.info.model_dump(),
+        "top1": top.label,
     }
 
 
