@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
+from openapi_core.deserializing.media_types.util import plain_loads
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
@@ -24,7 +25,13 @@ from chalicelib.openapi import openapi_document
 
 @functools.cache
 def _spec() -> OpenAPI:
-    return OpenAPI.from_dict(openapi_document())
+    # openapi-core reads only text/html and text/plain bodies as text; the page's script and
+    # style sheet are text too.
+    text: dict[str, Callable[[bytes], Any]] = {
+        media: plain_loads for media in ("text/javascript", "text/css")
+    }
+    config = Config(extra_media_type_deserializers=text)
+    return OpenAPI.from_dict(openapi_document(), config=config)
 
 
 @dataclass

@@ -66,12 +66,13 @@ class Account(Response):
 
 
 class JobEvent(Response):
-    """The body of an SNS job event and of every webhook delivery."""
+    """The body of an SNS job event and of every webhook delivery. ``job`` is the job as
+    ``GET /jobs/{job_id}`` shows it, without ``image_url`` and ``webhooks``."""
 
     id: str = Field(description="the same on every delivery of this event")
     type: EventType
     created_at: Timestamp
-    job: Job = Field(description="the job as `GET /jobs/{job_id}` shows it, without `image_url`")
+    job: Job
 
 
 class Health(Response):

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from playwright.sync_api import FilePayload, Locator, Page, expect
 
 from tests.browser.conftest import KEY, PHONE, Pages
@@ -73,7 +72,7 @@ def drop(page: Page, files: list[tuple[str, str, bytes]]) -> None:
 
 def server_job(runtime: Runtime, job_id: str) -> dict[str, Any]:
     """What the API says about a job."""
-    resp = requests.get(f"{runtime.url}/jobs/{job_id}", headers=runtime.headers(), timeout=10)
+    resp = runtime.http.get(f"/jobs/{job_id}")
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 

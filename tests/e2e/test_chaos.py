@@ -31,6 +31,11 @@ KEY = "chaos-tenant-key-0123456789"
 JOBS = 300
 EARLY_DUPLICATE_EVERY = 5  # one job in five gets a second message while it is queued
 LATE_DUPLICATES = 40  # copies of messages for jobs that have already finished
+# What the runtime logs for each injected fault (infra.faults.FlakyImages: the classifier logs the
+# transient failure with its exception) and each batch that died (infra.faults.CrashingJobs: the
+# poller logs the SimulatedCrash that ended the invocation, once per batch).
+FAULT_LOGGED = "TransientError: injected fault (FAULT_RATE="
+CRASH_LOGGED = "SimulatedCrash: injected crash before the result of"
 
 
 def small(path: Any, fmt: str) -> bytes:
@@ -144,11 +149,7 @@ def submit_all(rt: Runtime) -> dict[str, str]:
 
     def post(name: str) -> tuple[str, str]:
         data, ctype, _ = PHOTOS[name]
-        resp = requests.post(
-            f"{rt.url}/jobs", data=data, headers=rt.headers(**{"Content-Type": ctype}), timeout=30
-        )
-        assert resp.status_code == 202, resp.text
-        return resp.json()["job_id"], name
+        return rt.submit(data, ctype), name
 
     with ThreadPoolExecutor(4) as pool:
         try:
@@ -185,9 +186,7 @@ def test_chaos_loses_nothing_and_never_processes_twice(
         if not failed:
             break
         for job_id in failed:
-            resp = requests.post(
-                f"{runtime.url}/jobs/{job_id}/retry", headers=runtime.headers(), timeout=10
-            )
+            resp = runtime.http.post(f"/jobs/{job_id}/retry")
             assert resp.status_code == 202, resp.text
             retried[job_id] += 1
         after_late = wait_until_settled(runtime, set(failed), timeout=120)
@@ -204,8 +203,8 @@ def test_chaos_loses_nothing_and_never_processes_twice(
     for job_id, name in photo_of.items():
         top1[name].add(final[job_id]["predictions"][0]["class_id"])
     extra_runs = sum(final[i]["attempts"] for i in ids) - len(ids)
-    faults = len(runtime.lines("fault injected"))
-    crashes = len(runtime.lines("crash injected"))
+    faults = len(runtime.lines(FAULT_LOGGED))
+    crashes = len(runtime.lines(CRASH_LOGGED))
     with capsys.disabled():  # the summary line belongs in every run's output
         print(
             f"\nchaos: jobs={len(ids)} faults_injected={faults} crashes_mid_batch={crashes} "

@@ -45,17 +45,11 @@ def test_three_real_photos_come_back_with_the_right_labels(runtime: Runtime) -> 
     sqs, events_url = events_queue(runtime)
     submitted = {
         "cat (raw body)": runtime.post_image(CAT.read_bytes(), "image/png"),
-        "espresso (multipart)": requests.post(
-            f"{runtime.url}/jobs",
-            files={"image": ("coffee.png", COFFEE.read_bytes(), "image/png")},
-            headers=runtime.headers(),
-            timeout=30,
+        "espresso (multipart)": runtime.http.post(
+            "/jobs", files={"image": ("coffee.png", COFFEE.read_bytes(), "image/png")}
         ),
-        "rocket (JSON base64)": requests.post(
-            f"{runtime.url}/jobs",
-            json={"image_base64": base64.b64encode(ROCKET.read_bytes()).decode()},
-            headers=runtime.headers(),
-            timeout=30,
+        "rocket (JSON base64)": runtime.http.post(
+            "/jobs", json={"image_base64": base64.b64encode(ROCKET.read_bytes()).decode()}
         ),
     }
     for name, resp in submitted.items():
@@ -74,10 +68,10 @@ def test_three_real_photos_come_back_with_the_right_labels(runtime: Runtime) -> 
         print(f"{name}: {top['label']} ({top['probability']:.3f})")
         assert top["class_id"] in expected[name], (name, job["predictions"])
         assert job["attempts"] == 1
+        # a presigned S3 URL, not the API
         assert requests.get(job["image_url"], timeout=10).status_code == 200
-    listed = requests.get(
-        f"{runtime.url}/jobs?status=SUCCEEDED", headers=runtime.headers(), timeout=10
-    )
+    listed = runtime.http.get("/jobs", params={"status": "SUCCEEDED"})
+    assert listed.status_code == 200, listed.text
     assert {j["job_id"] for j in listed.json()["jobs"]} >= {j["job_id"] for j in jobs.values()}
 
     seen: dict[str, str] = {}
@@ -90,7 +84,7 @@ def test_three_real_photos_come_back_with_the_right_labels(runtime: Runtime) -> 
             seen[event["job"]["job_id"]] = event["type"]
     assert seen == {job["job_id"]: "job.succeeded" for job in jobs.values()}
 
-    metrics = requests.get(f"{runtime.url}/metrics", timeout=10)
+    metrics = runtime.http.get("/metrics")
     assert metrics.headers["Content-Type"].startswith("text/plain")
     samples = dict(
         line.rsplit(" ", 1) for line in metrics.text.splitlines() if not line.startswith("#")
@@ -151,6 +145,6 @@ def test_ctrl_c_stops_everything_cleanly(runtime: Runtime) -> None:
     assert runtime.process.returncode == 0, out
     assert "stopped" in out
     with pytest.raises(requests.ConnectionError):
-        requests.get(f"{runtime.url}/health", timeout=2)
+        runtime.http.get("/health", timeout=2)
     with pytest.raises(requests.ConnectionError):  # the emulator's process stopped with it
         requests.get(f"{runtime.emulator}/moto-api/", timeout=2)

@@ -10,20 +10,22 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import json
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pytest
-from chalice.test import Client
 from PIL import Image
 
-from app import app
-from tests.functional.conftest import KEY_A, Stack
-from tests.photos import CAT, CAT_CLASSES, COFFEE, ESPRESSO, encode
+from tests import builders
+from tests.functional.conftest import Api, Stack
+from tests.photos import CAT, CAT_CLASSES, COFFEE, ESPRESSO, cat_jpeg, encode
+
+BOUNDARY = builders.BOUNDARY
+CONTROL = ("\x00", "\x1b", "\n", "\x7f", "\u202e")  # NUL, ESC, newline, DEL, right-to-left
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,55 @@ def raw(data: bytes, content_type: str) -> Upload:
     return Upload(data, content_type)
 
 
-def multipart(data: bytes, field: str = "image") -> Upload:
-    body = (
-        b"--b0undary\r\n"
-        + f'Content-Disposition: form-data; name="{field}"; filename="x.jpg"\r\n'.encode()
-        + b"Content-Type: image/jpeg\r\n\r\n"
-        + data
-        + b"\r\n--b0undary--\r\n"
-    )
-    return Upload(body, "multipart/form-data; boundary=b0undary")
+def form(data: bytes, field: str = "image") -> Upload:
+    return Upload(*builders.multipart([(field, "x.jpg", data)], file_type="image/jpeg"))
+
+
+def part(disposition: str, data: bytes = b"", content_type: str | None = "image/jpeg") -> bytes:
+    """One part, its Content-Disposition written as given (the builder would quote it)."""
+    head = f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n"
+    if content_type:
+        head += f"Content-Type: {content_type}\r\n"
+    return (head + "\r\n").encode() + data + b"\r\n"
+
+
+def parts(*chunks: bytes) -> Upload:
+    body = b"".join(chunks) + f"--{BOUNDARY}--\r\n".encode()
+    return Upload(body, f"multipart/form-data; boundary={BOUNDARY}")
+
+
+@functools.cache
+def huge_part_header(field: str = "image") -> bytes:
+    """A part whose header is ~560 KB: 64,000 parameters on its Content-Disposition."""
+    params = "".join(f"; p{i:04x}=1" for i in range(64_000))
+    return part(f'form-data; name="{field}"; filename="x.jpg"{params}', cat_jpeg())
+
+
+@functools.cache
+def tiny_parts(count: int = 40_000) -> bytes:
+    """``count`` empty text parts."""
+    return b"".join(part(f'form-data; name="f{i}"', content_type=None) for i in range(count))
+
+
+def hostile_forms(field: str) -> dict[str, Callable[[], Upload]]:
+    """Multipart bodies built to cost a parser dear; each must be refused at once."""
+    return {
+        "5000 unbalanced ( in a part's Content-Disposition": lambda: parts(
+            part(f'form-data; name="{field}"; filename="x.jpg" ' + "(" * 5000, cat_jpeg())
+        ),
+        "a 560 KB part header of 64,000 parameters": lambda: parts(huge_part_header(field)),
+        "40,000 tiny parts": lambda: parts(tiny_parts()),
+        "a 560 KB part header and 40,000 tiny parts": lambda: parts(
+            huge_part_header(field), tiny_parts()
+        ),
+    }
+
+
+def deep_json(depth: int, opener: str) -> str:
+    """Valid JSON, ``depth`` arrays (``[``) or objects (``{"a":``) deep."""
+    closer = "]" if opener == "[" else "}"
+    inner = "" if opener == "[" else "null"
+    return opener * depth + inner + closer * depth
 
 
 def as_json(doc: str) -> Upload:
@@ -133,7 +175,7 @@ CAT_SET = frozenset(CAT_CLASSES)
 
 CASES: dict[str, Case] = {
     "zero-byte body": Case(lambda: raw(b"", "image/jpeg"), 400, "empty_body"),
-    "zero-byte file in multipart": Case(lambda: multipart(b""), 400, "empty_image"),
+    "zero-byte file in multipart": Case(lambda: form(b""), 400, "empty_image"),
     "plain text sent as a JPEG": Case(
         lambda: raw(b"hello, world", "image/jpeg"), 415, "unsupported_image"
     ),
@@ -167,7 +209,24 @@ CASES: dict[str, Case] = {
         lambda: Upload(b"--x\r\n\r\n--x--", "multipart/form-data"), 400, "invalid_multipart"
     ),
     "multipart without an image field": Case(
-        lambda: multipart(b"data", field="photo"), 400, "missing_image"
+        lambda: form(b"data", field="photo"), 400, "missing_image"
+    ),
+    "JSON nested 100,000 arrays deep": Case(
+        lambda: as_json(deep_json(100_000, "[")), 400, "invalid_json", message_has="recursion"
+    ),
+    "JSON nested 100,000 objects deep": Case(
+        lambda: as_json(deep_json(100_000, '{"a":')), 400, "invalid_json", message_has="recursion"
+    ),
+    **{
+        name: Case(make, 400, "invalid_multipart", message_has="cannot be parsed")
+        for name, make in hostile_forms("image").items()
+    },
+    # Comments are allowed in a structured header (RFC 2183, RFC 822): the part is `image`.
+    "nested comments in a part's Content-Disposition": Case(
+        lambda: parts(part('form-data; name="image" ((((((((((a))))))))))', cat_jpeg())),
+        202,
+        final="SUCCEEDED",
+        classes=CAT_SET,
     ),
     "truncated JPEG": Case(
         lambda: raw(encode(cat(), "JPEG")[:5000], "image/jpeg"),
@@ -190,9 +249,7 @@ CASES: dict[str, Case] = {
     "16-bit grayscale PNG": Case(
         lambda: raw(sixteen_bit_png(), "image/png"), 202, final="SUCCEEDED", classes=CAT_SET
     ),
-    "animated GIF": Case(
-        lambda: multipart(animated_gif()), 202, final="SUCCEEDED", classes=CAT_SET
-    ),
+    "animated GIF": Case(lambda: form(animated_gif()), 202, final="SUCCEEDED", classes=CAT_SET),
     "RGBA PNG": Case(
         lambda: raw(rgba_png_with_transparent_border(), "image/png"),
         202,
@@ -208,39 +265,28 @@ CASES: dict[str, Case] = {
 }
 
 
-@pytest.fixture
-def client(stack: Stack) -> Iterator[Client]:
-    with Client(app) as c:
-        yield c
-
-
-def listed(client: Client) -> list[dict[str, Any]]:
-    resp = client.http.get("/jobs", headers={"x-api-key": KEY_A})
-    return list(resp.json_body["jobs"])
+def listed(api: Api) -> list[dict[str, object]]:
+    return list(api.get("/jobs").json["jobs"])
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_each_kind_of_upload_has_its_one_outcome(client: Client, stack: Stack, name: str) -> None:
+def test_each_kind_of_upload_has_its_one_outcome(api: Api, stack: Stack, name: str) -> None:
     case = CASES[name]
     upload = case.make()
 
-    resp = client.http.post(
-        "/jobs",
-        headers={"x-api-key": KEY_A, "content-type": upload.content_type},
-        body=upload.body,
-    )
+    resp = api.post_image(upload.body, upload.content_type)
 
-    assert resp.status_code == case.status, resp.body[:300]
+    assert resp.status == case.status, resp.body[:300]
     if case.status != 202:
-        error = resp.json_body["error"]
+        error = resp.json["error"]
         assert error["code"] == case.code
         assert case.message_has in error["message"]
-        assert listed(client) == []  # nothing recorded
+        assert listed(api) == []  # nothing recorded
         assert stack.receive_jobs_event()["Records"] == []  # nothing queued
         return
-    result = client.lambda_.invoke("classify", stack.receive_jobs_event())
-    assert result.payload == {"batchItemFailures": []}  # decided for good, not retried
-    job = client.http.get(resp.headers["Location"], headers={"x-api-key": KEY_A}).json_body
+    result = api.classify_queued()
+    assert result == {"batchItemFailures": []}  # decided for good, not retried
+    job = api.get(resp.headers["Location"]).json
     assert job["status"] == case.final
     if case.final == "FAILED":
         assert job["error"]["code"] == case.code
@@ -252,3 +298,71 @@ def test_each_kind_of_upload_has_its_one_outcome(client: Client, stack: Stack, n
 def test_the_corpus_is_broad() -> None:
     assert len(CASES) >= 15
     assert {c.status for c in CASES.values()} == {202, 400, 413, 415}
+
+
+@pytest.mark.parametrize("name", list(hostile_forms("images")))
+def test_a_hostile_multipart_batch_is_refused_at_once(api: Api, stack: Stack, name: str) -> None:
+    upload = hostile_forms("images")[name]()
+
+    resp = api.post("/batches", body=upload.body, headers={"content-type": upload.content_type})
+
+    assert resp.status == 400, resp.body[:300]
+    assert resp.error_code == "invalid_multipart"
+    assert listed(api) == []  # nothing recorded
+    assert stack.receive_jobs_event()["Records"] == []  # nothing queued
+
+
+ONE_MB = 1024 * 1024
+JSON_BODIES = {
+    # Deep enough to exhaust a recursive parser, small enough to reach it (64 KB at most).
+    "30,000 nested arrays": (deep_json(30_000, "["), 400, "invalid_json", "recursion"),
+    "10,000 nested objects": (deep_json(10_000, '{"a":'), 400, "invalid_json", "recursion"),
+    # Deeper still: bigger than a JSON body may be, refused before anything parses it.
+    "100,000 nested arrays": (deep_json(100_000, "["), 413, "body_too_large", "bytes"),
+    "100,000 nested objects": (deep_json(100_000, '{"a":'), 413, "body_too_large", "bytes"),
+    "1 MB of valid JSON": (
+        json.dumps({"url": "https://example.com/" + "a" * ONE_MB, "content_type": "image/png"}),
+        413,
+        "body_too_large",
+        "bytes",
+    ),
+}
+
+
+@pytest.mark.parametrize("path", ["/webhooks", "/uploads"])
+@pytest.mark.parametrize("name", list(JSON_BODIES))
+def test_a_hostile_json_body_gets_a_clear_4xx(api: Api, path: str, name: str) -> None:
+    body, status, code, message_has = JSON_BODIES[name]
+
+    resp = api.post(path, body=body.encode(), headers={"content-type": "application/json"})
+
+    assert (resp.status, resp.error_code) == (status, code)
+    assert message_has in resp.json["error"]["message"]
+    assert api.get("/webhooks").json["webhooks"] == []  # nothing subscribed
+
+
+@pytest.mark.parametrize("limit", ["²", "١٢", "５"])
+def test_a_limit_of_digits_that_are_not_ascii_is_400(api: Api, limit: str) -> None:
+    resp = api.get("/jobs", query={"limit": limit})
+
+    assert resp.status == 400
+    assert resp.error_code == "invalid_limit"
+
+
+def test_control_characters_never_reach_a_jobs_filename(api: Api) -> None:
+    names = [f"cat{ch}{i}.jpg" for i, ch in enumerate(CONTROL)]
+    files = [("images", name, cat_jpeg()) for name in names]
+    body, content_type = builders.multipart(
+        [*files, ("images", "not\x1ban\x00image\n.txt", b"hello")]
+    )
+
+    resp = api.post("/batches", body=body, headers={"content-type": content_type})
+
+    assert resp.status == 202, resp.body[:300]
+    accepted = resp.json
+    shown = [api.job(job_id)["filename"] for job_id in accepted["job_ids"]]
+    assert shown == [f"cat{i}.jpg" for i in range(len(CONTROL))]
+    assert [r["filename"] for r in accepted["rejected"]] == ["notanimage.txt"]
+    batch = api.get(accepted["status_url"]).json
+    everywhere = [j["filename"] for j in batch["jobs"]] + [r["filename"] for r in batch["rejected"]]
+    assert not [name for name in everywhere if any(ch in name for ch in CONTROL)]

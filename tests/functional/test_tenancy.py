@@ -7,19 +7,18 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
 from contextlib import redirect_stdout
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from chalice.test import Client
 
 from app import PUBLIC_ROUTES, app
-from chalicelib.keys import CACHE_SECONDS, Authenticator, KeyStore, key_hash
-from chalicelib.tenants import TenantStore
+from chalicelib.api_keys import CACHE_SECONDS, Authenticator, KeyStore, key_hash
+from chalicelib.errors import BadRequest, Forbidden, NotFound
 from infra.keys import main as keys_main
-from tests.functional.conftest import KEY_A, KEY_B, Stack
+from tests.builders import multipart
+from tests.functional.conftest import KEY_A, KEY_B, Api, Stack
 from tests.photos import cat_jpeg
 
 PUBLIC = {
@@ -34,14 +33,9 @@ PUBLIC_EXAMPLES = {"/static/{name}": "/static/app.js"}
 
 
 @pytest.fixture
-def client(stack: Stack) -> Iterator[Client]:
-    with Client(app) as c:
-        yield c
-
-
-@pytest.fixture
 def keys(stack: Stack) -> KeyStore:
-    return KeyStore(TenantStore(stack.clients.dynamodb, stack.settings.tenants_table))
+    """The key store the app authenticates against."""
+    return stack.services.keys
 
 
 def every_route() -> list[tuple[str, str]]:
@@ -54,39 +48,41 @@ def concrete(path: str) -> str:
 
 @pytest.mark.parametrize(("path", "method"), [r for r in every_route() if r not in PUBLIC])
 def test_every_route_but_the_public_ones_needs_a_valid_key(
-    client: Client, path: str, method: str
+    api: Api, path: str, method: str
 ) -> None:
     url = concrete(path)
-    call = getattr(client.http, method.lower())
 
-    missing = call(url, headers={"content-type": "application/json"}, body=b"{}")
-    wrong = call(url, headers={"x-api-key": "not-a-key-at-all-1234"}, body=b"{}")
-
-    assert (missing.status_code, json.loads(missing.body)["error"]["code"]) == (
-        401,
-        "missing_api_key",
+    missing = api.request(
+        method, url, key=None, headers={"content-type": "application/json"}, body=b"{}"
     )
-    assert (wrong.status_code, json.loads(wrong.body)["error"]["code"]) == (403, "invalid_api_key")
+    wrong = api.request(method, url, key="not-a-key-at-all-1234", body=b"{}")
+
+    assert (missing.status, missing.error_code) == (401, "missing_api_key")
+    assert (wrong.status, wrong.error_code) == (403, "invalid_api_key")
 
 
-def test_the_public_routes_need_no_key(client: Client) -> None:
+def test_the_public_routes_are_exactly_these() -> None:
     assert PUBLIC_ROUTES == PUBLIC
-    for path, method in PUBLIC:
-        url = PUBLIC_EXAMPLES.get(path, path)
-        assert getattr(client.http, method.lower())(url).status_code == 200, url
+
+
+@pytest.mark.parametrize(("path", "method"), sorted(PUBLIC))
+def test_the_public_routes_need_no_key(api: Api, path: str, method: str) -> None:
+    url = PUBLIC_EXAMPLES.get(path, path)
+
+    resp = api.request(method, url, key=None)
+
+    assert resp.status == 200, url
 
 
 def test_created_keys_authenticate_and_are_stored_only_as_hashes(
-    client: Client, stack: Stack, keys: KeyStore
+    api: Api, stack: Stack, keys: KeyStore
 ) -> None:
     issued = keys.create("carol")
     key = issued["key"]
 
-    resp = client.http.post(
-        "/jobs", headers={"x-api-key": key, "content-type": "image/jpeg"}, body=cat_jpeg()
-    )
+    resp = api.post_image(cat_jpeg(), key=key)
 
-    assert resp.status_code == 202
+    assert resp.status == 202
     assert keys.list("carol") == [
         {"key_id": issued["key_id"], "tenant": "carol", "created_at": issued["created_at"]}
     ]
@@ -98,15 +94,15 @@ def test_created_keys_authenticate_and_are_stored_only_as_hashes(
 
 
 def test_keys_never_reach_the_logs(
-    client: Client, keys: KeyStore, caplog: pytest.LogCaptureFixture
+    api: Api, keys: KeyStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     key = keys.create("dave")["key"]
     caplog.set_level(logging.DEBUG)
-    for headers in ({"x-api-key": key}, {"x-api-key": key + "x"}, {"x-api-key": KEY_A}):
-        client.http.post(
-            "/jobs", headers={**headers, "content-type": "image/jpeg"}, body=cat_jpeg()
-        )
-        client.http.get("/jobs", headers=headers)
+
+    for presented in (key, key + "x", KEY_A):
+        api.post_image(cat_jpeg(), key=presented)
+        api.get("/jobs", key=presented)
+
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert caplog.records  # the logs were really captured
     assert key not in text
@@ -123,18 +119,19 @@ def test_a_revoked_key_stops_working_once_its_cache_entry_expires(keys: KeyStore
 
     assert auth.authenticate({"x-api-key": issued["key"]}) == "erin"  # cached, at most briefly
     now[0] += CACHE_SECONDS + 1
-    with pytest.raises(Exception, match="not valid"):
+    with pytest.raises(Forbidden, match="not valid"):
         auth.authenticate({"x-api-key": issued["key"]})
     assert keys.list("erin") == []
-    with pytest.raises(Exception, match="no key"):
+    with pytest.raises(NotFound, match="no key"):
         keys.revoke("erin", issued["key_id"])
 
 
 def test_seeding_is_idempotent_and_a_key_cannot_change_tenant(keys: KeyStore) -> None:
     keys.seed({"seeded-key-0123456789": "frank"})
     keys.seed({"seeded-key-0123456789": "frank"})
+
     assert len(keys.list("frank")) == 1
-    with pytest.raises(Exception, match="another tenant"):
+    with pytest.raises(BadRequest, match="another tenant"):
         keys.create("grace", key="seeded-key-0123456789")
 
 
@@ -146,6 +143,7 @@ def test_the_keys_command_creates_lists_and_revokes(keys: KeyStore) -> None:
         return json.loads(out.getvalue())
 
     created = run("create", "heidi")
+
     assert created["key"].startswith(f"ik_{created['key_id']}_")
     assert [k["key_id"] for k in run("list", "heidi")] == [created["key_id"]]
     assert run("revoke", "heidi", created["key_id"]) == {"revoked": created["key_id"]}
@@ -153,43 +151,33 @@ def test_the_keys_command_creates_lists_and_revokes(keys: KeyStore) -> None:
     assert keys_main(["revoke", "heidi", created["key_id"]], store=keys) == 1
 
 
-def test_nothing_of_one_tenant_is_visible_to_another(client: Client, stack: Stack) -> None:
-    a = {"x-api-key": KEY_A}
-    b = {"x-api-key": KEY_B}
-    job_id = client.http.post(
-        "/jobs", headers={**a, "content-type": "image/jpeg"}, body=cat_jpeg()
-    ).json_body["job_id"]
-    batch = client.http.post(
-        "/batches",
-        headers={**a, "content-type": "multipart/form-data; boundary=q"},
-        body=b'--q\r\nContent-Disposition: form-data; name="images"; filename="c.jpg"\r\n\r\n'
-        + cat_jpeg()
-        + b"\r\n--q--\r\n",
-    ).json_body
-    hook = client.http.post(
-        "/webhooks",
-        headers={**a, "content-type": "application/json"},
-        body=json.dumps({"url": "https://example.com/h"}),
-    ).json_body
+def test_nothing_of_one_tenant_is_visible_to_another(api: Api) -> None:
+    job_id = api.submit(cat_jpeg(), key=KEY_A)
+    body, ctype = multipart([("images", "c.jpg", cat_jpeg())])
+    batch = api.post("/batches", key=KEY_A, body=body, headers={"content-type": ctype})
+    assert batch.status == 202, batch.body
+    hook = api.post("/webhooks", key=KEY_A, json_body={"url": "https://example.com/h"})
+    assert hook.status == 201, hook.body
 
     foreign = [
-        client.http.get(f"/jobs/{job_id}", headers=b),
-        client.http.post(f"/jobs/{job_id}/retry", headers=b),
-        client.http.delete(f"/jobs/{job_id}", headers=b),
-        client.http.get(f"/batches/{batch['batch_id']}", headers=b),
-        client.http.delete(f"/webhooks/{hook['id']}", headers=b),
+        api.get(f"/jobs/{job_id}", key=KEY_B),
+        api.post(f"/jobs/{job_id}/retry", key=KEY_B),
+        api.delete(f"/jobs/{job_id}", key=KEY_B),
+        api.get(f"/batches/{batch.json['batch_id']}", key=KEY_B),
+        api.delete(f"/webhooks/{hook.json['id']}", key=KEY_B),
     ]
 
-    assert [r.status_code for r in foreign] == [404] * 5  # never 403: that would confirm it
-    assert client.http.get("/jobs", headers=b).json_body["jobs"] == []
-    assert client.http.get("/webhooks", headers=b).json_body["webhooks"] == []
-    assert client.http.get(f"/jobs/{job_id}", headers=a).status_code == 200
+    assert [r.status for r in foreign] == [404] * 5  # never 403: that would confirm it
+    assert api.get("/jobs", key=KEY_B).json["jobs"] == []
+    assert api.get("/webhooks", key=KEY_B).json["webhooks"] == []
+    assert api.get(f"/jobs/{job_id}", key=KEY_A).status == 200
+    assert api.get(f"/batches/{batch.json['batch_id']}", key=KEY_A).status == 200
+    assert [w["id"] for w in api.get("/webhooks", key=KEY_A).json["webhooks"]] == [hook.json["id"]]
 
 
-def test_records_expire_and_image_urls_are_short_lived(client: Client, stack: Stack) -> None:
-    job_id = client.http.post(
-        "/jobs", headers={"x-api-key": KEY_A, "content-type": "image/jpeg"}, body=cat_jpeg()
-    ).json_body["job_id"]
+def test_records_expire_and_image_urls_are_short_lived(api: Api, stack: Stack) -> None:
+    job_id = api.submit(cat_jpeg())
+
     item = stack.clients.dynamodb.get_item(
         TableName=stack.settings.table, Key={"job_id": {"S": job_id}}
     )["Item"]
@@ -199,7 +187,7 @@ def test_records_expire_and_image_urls_are_short_lived(client: Client, stack: St
         ttl = stack.clients.dynamodb.describe_time_to_live(TableName=table)
         assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
 
-    url = client.http.get(f"/jobs/{job_id}", headers={"x-api-key": KEY_A}).json_body["image_url"]
+    url = api.job(job_id)["image_url"]
 
     query = parse_qs(urlsplit(url).query)
     assert query["X-Amz-Expires"] == [str(stack.settings.image_url_ttl_s)]

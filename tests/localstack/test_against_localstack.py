@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib.aws import AwsClients
-from chalicelib.jobs import OWNER_INDEX
+from chalicelib.job_store import OWNER_INDEX
 from chalicelib.settings import Settings
 from infra.bootstrap import MAX_RECEIVE_COUNT, bootstrap
 from tests.localstack.conftest import remove

@@ -15,7 +15,9 @@ from tests.runtime import ROOT
 
 def jpeg_with_bogus_exif(tags: int = 4000) -> bytes:
     """A small JPEG whose EXIF block holds ``tags`` entries pointing past the end of the file."""
-    entries = b"".join(struct.pack("<HHII", 0x9000 + i, 7, 100_000, 0x7FFF0000) for i in range(tags))
+    entries = b"".join(
+        struct.pack("<HHII", 0x9000 + i, 7, 100_000, 0x7FFF0000) for i in range(tags)
+    )
     tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", tags) + entries + b"\0\0\0\0"
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), "red").save(buf, "JPEG", exif=b"Exif\x00\x00" + tiff)
