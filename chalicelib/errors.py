@@ -81,7 +81,6 @@ class TransientError(Exception):
     """A failure worth retrying (throttling, a dependency down): SQS will redeliver."""
 
 
-
 class PermanentJobError(Exception):
     """A job that can never succeed as submitted; it ends FAILED with this code and message."""
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 from PIL import Image
 
-from chalicelib.webhooks import verify
+from chalicelib.webhook_http import SIGNATURE_HEADER, verify
 from tests.photos import CAT, CAT_CLASSES, COFFEE, ESPRESSO, cat_jpeg, encode
 from tests.runtime import ROOT, Runtime, start_runtime
 
@@ -100,12 +100,9 @@ def twelve_megapixels() -> bytes:
 def test_webhooks_are_retried_until_the_receiver_accepts_and_are_signed(
     runtime: Runtime, receiver: Receiver
 ) -> None:
-    sub = requests.post(
-        f"{runtime.url}/webhooks",
-        json={"url": f"{receiver.base}/all-events"},
-        headers=runtime.headers(),
-        timeout=10,
-    ).json()
+    created = runtime.http.post("/webhooks", json={"url": f"{receiver.base}/all-events"})
+    assert created.status_code == 201, created.text
+    sub = created.json()
     job_id = runtime.submit(cat_jpeg(), "image/jpeg", webhook_url=f"{receiver.base}/this-job")
 
     eventually(lambda: receiver.accepted("/this-job") and receiver.accepted("/all-events"))
@@ -114,7 +111,7 @@ def test_webhooks_are_retried_until_the_receiver_accepts_and_are_signed(
     for path, secret in (("/this-job", signing_secret), ("/all-events", sub["secret"])):
         [(body, headers)] = receiver.accepted(path)
         assert receiver.attempts(path) == REFUSALS + 1
-        assert verify(secret, body, headers["X-Signature"])
+        assert verify(secret, body, headers[SIGNATURE_HEADER])
         event = json.loads(body)
         assert (event["type"], event["job"]["job_id"]) == ("job.succeeded", job_id)
         assert event["job"]["predictions"][0]["class_id"] in CAT_CLASSES
@@ -129,15 +126,12 @@ def test_webhooks_are_retried_until_the_receiver_accepts_and_are_signed(
 
 def test_a_presigned_upload_of_a_12_megapixel_photo_is_classified(runtime: Runtime) -> None:
     photo = twelve_megapixels()
-    form = requests.post(
-        f"{runtime.url}/uploads",
-        json={"filename": "big cat.jpg", "content_type": "image/jpeg"},
-        headers=runtime.headers(),
-        timeout=10,
+    form = runtime.http.post(
+        "/uploads", json={"filename": "big cat.jpg", "content_type": "image/jpeg"}
     )
     assert form.status_code == 201, form.text
     upload = form.json()["upload"]
-    sent = requests.post(
+    sent = requests.post(  # the presigned S3 form, not the API
         upload["url"],
         data=upload["fields"],
         files={"file": ("big cat.jpg", photo, "image/jpeg")},
@@ -153,15 +147,13 @@ def test_a_presigned_upload_of_a_12_megapixel_photo_is_classified(runtime: Runti
 
 
 def test_a_batch_with_one_bad_file_completes_the_rest(runtime: Runtime) -> None:
-    resp = requests.post(
-        f"{runtime.url}/batches",
+    resp = runtime.http.post(
+        "/batches",
         files=[
             ("images", ("cat.jpg", cat_jpeg(), "image/jpeg")),
             ("images", ("readme.txt", b"hello", "text/plain")),
             ("images", ("coffee.png", COFFEE.read_bytes(), "image/png")),
         ],
-        headers=runtime.headers(),
-        timeout=30,
     )
     assert resp.status_code == 202, resp.text
     batch = resp.json()
