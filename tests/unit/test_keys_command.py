@@ -1,10 +1,11 @@
 """``python -m infra.keys`` as a newcomer runs it: on a machine with no AWS configuration at all,
-against moto's server over HTTP."""
+against moto's server over HTTP; and what it says, in one line, when it cannot do its work."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -75,3 +76,31 @@ def test_keys_reach_an_emulator_on_a_machine_without_aws_credentials(
     assert listed.returncode == 0, listed.stderr
     key_id = json.loads(created.stdout)["key_id"]
     assert [k["key_id"] for k in json.loads(listed.stdout)] == [key_id]
+
+
+def test_keys_against_aws_without_credentials_say_so_in_one_line(tmp_path: Path) -> None:
+    # No endpoint means AWS itself: it must never be handed made-up credentials.
+    done = keys("list", "sometenant", env=bare_machine(tmp_path))
+
+    assert done.returncode == 3
+    assert done.stderr.startswith("error: no AWS credentials found")
+    assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_keys_without_a_tenants_table_say_so_in_one_line(emulator: str, tmp_path: Path) -> None:
+    done = keys("list", "sometenant", env=bare_machine(tmp_path, AWS_ENDPOINT_URL=emulator))
+
+    assert done.returncode == 3
+    assert done.stderr.startswith(f"error: no table 'imgcls-tenants' at {emulator} ")
+    assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_keys_with_no_emulator_answering_say_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as idle:
+        idle.bind(("127.0.0.1", 0))  # bound, never listening: every connection is refused
+        endpoint = f"http://127.0.0.1:{idle.getsockname()[1]}"
+        done = keys("list", "sometenant", env=bare_machine(tmp_path, AWS_ENDPOINT_URL=endpoint))
+
+    assert done.returncode == 3
+    assert done.stderr.startswith(f"error: nothing answers at {endpoint};")
+    assert done.stderr.count("\n") == 1, done.stderr
