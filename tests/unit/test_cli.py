@@ -1,0 +1,51 @@
+"""The command-line client's own behaviour: a service that does not answer, and its help."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chalicelib.cli import main
+from tests.conftest import ROOT
+
+
+def test_no_service_answering_is_one_line_on_stderr_and_exit_status_3(tmp_path: Path) -> None:
+    photo = tmp_path / "cat.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 not really decoded by anyone")
+    with socket.socket() as idle:
+        idle.bind(("127.0.0.1", 0))  # bound, never listening: every connection is refused
+        url = f"http://127.0.0.1:{idle.getsockname()[1]}"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "chalicelib.cli",
+                "classify",
+                str(photo),
+                "--wait",
+                "--url",
+                url,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert done.returncode == 3
+    assert done.stderr == (
+        f"error: no service answers at {url} (connection refused); is it running? (make run)\n"
+    )
+
+
+def test_the_help_documents_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["classify", "--help"]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 0
+        assert "3  no service answers at --url" in capsys.readouterr().out
