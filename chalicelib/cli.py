@@ -27,6 +27,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".ti
 DIRECT_LIMIT = 4 * 1024 * 1024  # the API's default per-request image limit
 DEFAULT_URL = "http://127.0.0.1:8000"
 LOCAL_KEY = "local-dev-key-change-me"
+FINISHED = ("SUCCEEDED", "FAILED", "REJECTED")  # REJECTED: refused at submission, never a job
+UNSUCCESSFUL = ("FAILED", "REJECTED")
 EXIT_CODES = """exit status:
   0  every file was accepted (and, with --wait, classified)
   1  at least one file was refused or failed
@@ -167,11 +169,12 @@ def submit(api: Api, item: Item) -> None:
     _upload(api, item, data, content_type)
 
 
-def _bar(done: int, total: int, failed: int, out: TextIO) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} done, {failed} failed")
-    out.flush()
+def progress(items: Sequence[Item], width: int = 30) -> str:
+    """The progress bar: every file counts, and one refused at submission is done and failed."""
+    done = sum(1 for i in items if i.status in FINISHED)
+    failed = sum(1 for i in items if i.status in UNSUCCESSFUL)
+    filled = width * done // max(len(items), 1)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{len(items)} done, {failed} failed"
 
 
 def wait(api: Api, items: list[Item], *, timeout_s: float, out: TextIO) -> None:
@@ -181,14 +184,13 @@ def wait(api: Api, items: list[Item], *, timeout_s: float, out: TextIO) -> None:
     try:
         while True:
             for item in waiting:
-                if item.job.get("status") not in ("SUCCEEDED", "FAILED"):
+                if item.status not in FINISHED:
                     status, answer = api.call("GET", f"/jobs/{item.job_id}")
                     if status == 200:
                         item.job = answer
-            finished = [i for i in waiting if i.status in ("SUCCEEDED", "FAILED")]
-            failed = sum(1 for i in items if i.status in ("FAILED", "REJECTED"))
-            _bar(len(finished), len(waiting), failed, out)
-            if len(finished) == len(waiting) or time.monotonic() > deadline:
+            out.write(f"\r{progress(items)}")
+            out.flush()
+            if all(i.status in FINISHED for i in waiting) or time.monotonic() > deadline:
                 return
             time.sleep(0.5)
     finally:
@@ -237,7 +239,7 @@ def classify(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
             for i in items
         ]
         Path(args.out).write_text(json.dumps(records, indent=2))
-    return 1 if any(i.status in ("FAILED", "REJECTED") for i in items) else 0
+    return 1 if any(i.status in UNSUCCESSFUL for i in items) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""The command-line client's own behaviour: a service that does not answer, and its help."""
+"""The command-line client's own behaviour: its progress line, a service that does not answer,
+and its help."""
 
 from __future__ import annotations
 
@@ -9,8 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import main
+from chalicelib.cli import Item, main, progress
 from tests.conftest import ROOT
+
+
+def test_progress_counts_every_file_and_a_refused_one_as_done_and_failed() -> None:
+    items = [
+        Item(Path("cat.jpg"), job_id="a", job={"status": "SUCCEEDED"}),
+        Item(Path("dog.jpg"), job_id="b", job={"status": "SUCCEEDED"}),
+        Item(Path("notes.jpg"), error="not an image"),  # refused at submission: never a job
+    ]
+
+    assert progress(items) == f"[{'#' * 30}] 3/3 done, 1 failed"
+
+
+def test_progress_of_a_run_under_way_fills_the_bar_by_every_file() -> None:
+    items = [
+        Item(Path("a.jpg"), job_id="a", job={"status": "PENDING"}),
+        Item(Path("b.jpg"), job_id="b", job={"status": "FAILED"}),
+        Item(Path("c.jpg"), error="too large"),
+    ]
+
+    assert progress(items, width=6) == "[####..] 2/3 done, 2 failed"
 
 
 def test_no_service_answering_is_one_line_on_stderr_and_exit_status_3(tmp_path: Path) -> None:
