@@ -1,4 +1,6 @@
-"""A small command-line client: ``python -m chalicelib.cli classify PATH... [--wait]``.
+"""A small command-line client: ``imgcls classify PATH... [--wait]``.
+
+``python -m chalicelib.cli`` is the same command.
 
 Submits image files (folders are searched recursively), using ``POST /jobs`` for images the API
 accepts directly and a presigned upload (``POST /uploads``) for bigger ones; with ``--wait`` it
@@ -242,12 +244,10 @@ def classify(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     return 1 if any(i.status in UNSUCCESSFUL for i in items) else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point."""
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Entry point (``imgcls``); ``prog`` names the command in the help."""
     parser = argparse.ArgumentParser(
-        prog="python -m chalicelib.cli",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=prog, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
@@ -267,4 +267,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m chalicelib.cli"))

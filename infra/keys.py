@@ -1,4 +1,4 @@
-"""Manage API keys: ``python -m infra.keys create|list|revoke``.
+"""Manage API keys: ``imgcls-keys create|list|revoke`` (or ``python -m infra.keys``).
 
 Talks to the tenants table of whatever the environment points at: the local runtime's emulator
 (``AWS_ENDPOINT_URL=http://127.0.0.1:4566``), LocalStack, or AWS (``TENANTS_TABLE`` set to the
@@ -33,9 +33,9 @@ EXIT_CODES = """exit status:
 """
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m infra.keys",
+        prog=prog,
         description=__doc__,
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -79,9 +79,11 @@ def explain(exc: Exception, settings: Settings | None) -> str:
     return f"{where}: {exc}"
 
 
-def main(argv: Sequence[str] | None = None, store: KeyStore | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, store: KeyStore | None = None, *, prog: str | None = None
+) -> int:
     """Entry point; prints JSON, or one line on stderr when something is wrong."""
-    args = _parser().parse_args(argv)
+    args = _parser(prog).parse_args(argv)
     settings: Settings | None = None
     try:
         if store is None:
@@ -99,4 +101,4 @@ def main(argv: Sequence[str] | None = None, store: KeyStore | None = None) -> in
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m infra.keys"))

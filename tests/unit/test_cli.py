@@ -1,11 +1,12 @@
 """The command-line client's own behaviour: its progress line, a service that does not answer,
-and its help."""
+and the installed commands."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,21 @@ def test_the_help_documents_the_exit_statuses(capsys: pytest.CaptureFixture[str]
             main(argv)
         assert exited.value.code == 0
         assert "3  no service answers at --url" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["imgcls", "imgcls-keys"])
+def test_the_installed_commands_work_outside_the_repository(command: str, tmp_path: Path) -> None:
+    installed = Path(sysconfig.get_path("scripts")) / command
+
+    done = subprocess.run(
+        [str(installed), "--help"],
+        cwd=tmp_path,  # nowhere near the repository, as a user would be
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: {command} ")
+    assert "exit status:" in done.stdout
