@@ -43,9 +43,10 @@ $(PY):
 	echo "creating $(VENV) with $$py"; \
 	"$$py" -m venv $(VENV)
 
-$(STAMP): $(PY) requirements.txt requirements-dev.txt
+$(STAMP): $(PY) requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 drives pip and wants <26.3
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .  # imgcls, imgcls-keys: usable from any directory
 	@touch $@
 
 install: $(STAMP)

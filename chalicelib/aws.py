@@ -20,13 +20,18 @@ if TYPE_CHECKING:
 _BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "adaptive"}, connect_timeout=5)
 # Presigned URLs and POSTs signed with SigV4: an expiry in seconds, valid in every region.
 _S3_CONFIG = Config(signature_version="s3v4")
+# What an emulator is given when the machine has no credentials at all: moto and LocalStack accept
+# any (localstack-client passes these very ones). Only ever with an endpoint URL: AWS itself gets
+# the credentials the environment provides, or none.
+EMULATOR_CREDENTIALS = ("testing", "testing")
 
 
 class AwsClients:
     """Creates each client on first use, never at import time (so moto can be active first).
 
-    ``AWS_ENDPOINT_URL`` (moto's server, LocalStack, or unset for AWS) applies to every client;
-    with ``LOCALSTACK_HOST`` and no endpoint, ``localstack-client`` builds them instead.
+    ``AWS_ENDPOINT_URL`` (moto's server, LocalStack, or unset for AWS) applies to every client,
+    with dummy credentials when none are configured; with ``LOCALSTACK_HOST`` and no endpoint,
+    ``localstack-client`` builds them instead.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -47,6 +52,11 @@ class AwsClients:
 
             return localstack_client.session.Session(region_name=s.region).client(service)
         session = boto3.session.Session(region_name=s.region)
+        if s.endpoint_url and session.get_credentials() is None:
+            key_id, secret = EMULATOR_CREDENTIALS
+            session = boto3.session.Session(
+                region_name=s.region, aws_access_key_id=key_id, aws_secret_access_key=secret
+            )
         make: Any = session.client  # typed per service by the properties below
         config = _BOTO_CONFIG.merge(_S3_CONFIG) if service == "s3" else _BOTO_CONFIG
         return make(service, endpoint_url=s.endpoint_url, config=config)

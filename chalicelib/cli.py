@@ -1,4 +1,6 @@
-"""A small command-line client: ``python -m chalicelib.cli classify PATH... [--wait]``.
+"""A small command-line client: ``imgcls classify PATH... [--wait]``.
+
+``python -m chalicelib.cli`` is the same command.
 
 Submits image files (folders are searched recursively), using ``POST /jobs`` for images the API
 accepts directly and a presigned upload (``POST /uploads``) for bigger ones; with ``--wait`` it
@@ -27,6 +29,23 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".ti
 DIRECT_LIMIT = 4 * 1024 * 1024  # the API's default per-request image limit
 DEFAULT_URL = "http://127.0.0.1:8000"
 LOCAL_KEY = "local-dev-key-change-me"
+FINISHED = ("SUCCEEDED", "FAILED", "REJECTED")  # REJECTED: refused at submission, never a job
+UNSUCCESSFUL = ("FAILED", "REJECTED")
+EXIT_CODES = """exit status:
+  0  every file was accepted (and, with --wait, classified)
+  1  at least one file was refused or failed
+  2  bad arguments, or no image files found
+  3  no service answers at --url
+"""
+
+
+class Unreachable(Exception):
+    """No service answers at the API's URL: nothing more can be done, for any file."""
+
+    def __init__(self, url: str, exc: OSError) -> None:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+        super().__init__(f"no service answers at {url} ({why.lower()}); is it running? (make run)")
 
 
 @dataclass
@@ -70,6 +89,8 @@ class Api:
                 return exc.code, json.loads(exc.read() or b"{}")
             except ValueError:
                 return exc.code, {"error": {"code": "http_error", "message": str(exc)}}
+        except OSError as exc:  # refused, unknown host, timed out, reset: URLError is an OSError
+            raise Unreachable(self.url, exc) from exc
 
 
 def find_images(paths: Sequence[str]) -> list[Path]:
@@ -124,7 +145,7 @@ def _upload(api: Api, item: Item, data: bytes, content_type: str) -> None:
     try:
         with urllib.request.urlopen(request, timeout=api.timeout):
             item.job_id = answer["job_id"]
-    except urllib.error.URLError as exc:
+    except OSError as exc:  # the storage's answer, not the API's: this file only
         item.error = f"upload failed: {exc}"
 
 
@@ -150,30 +171,32 @@ def submit(api: Api, item: Item) -> None:
     _upload(api, item, data, content_type)
 
 
-def _bar(done: int, total: int, failed: int, out: TextIO) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} done, {failed} failed")
-    out.flush()
+def progress(items: Sequence[Item], width: int = 30) -> str:
+    """The progress bar: every file counts, and one refused at submission is done and failed."""
+    done = sum(1 for i in items if i.status in FINISHED)
+    failed = sum(1 for i in items if i.status in UNSUCCESSFUL)
+    filled = width * done // max(len(items), 1)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{len(items)} done, {failed} failed"
 
 
 def wait(api: Api, items: list[Item], *, timeout_s: float, out: TextIO) -> None:
     """Poll until every submitted job is SUCCEEDED or FAILED (or the time is up)."""
     waiting = [i for i in items if i.job_id]
     deadline = time.monotonic() + timeout_s
-    while True:
-        for item in waiting:
-            if item.job.get("status") not in ("SUCCEEDED", "FAILED"):
-                status, answer = api.call("GET", f"/jobs/{item.job_id}")
-                if status == 200:
-                    item.job = answer
-        finished = [i for i in waiting if i.status in ("SUCCEEDED", "FAILED")]
-        failed = sum(1 for i in items if i.status in ("FAILED", "REJECTED"))
-        _bar(len(finished), len(waiting), failed, out)
-        if len(finished) == len(waiting) or time.monotonic() > deadline:
-            out.write("\n")
-            return
-        time.sleep(0.5)
+    try:
+        while True:
+            for item in waiting:
+                if item.status not in FINISHED:
+                    status, answer = api.call("GET", f"/jobs/{item.job_id}")
+                    if status == 200:
+                        item.job = answer
+            out.write(f"\r{progress(items)}")
+            out.flush()
+            if all(i.status in FINISHED for i in waiting) or time.monotonic() > deadline:
+                return
+            time.sleep(0.5)
+    finally:
+        out.write("\n")  # whatever follows starts on a line of its own
 
 
 def summary(items: list[Item]) -> Iterator[str]:
@@ -196,10 +219,14 @@ def classify(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     if not items:
         err.write("no image files found\n")
         return 2
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda item: submit(api, item), items))
-    if args.wait:
-        wait(api, items, timeout_s=args.timeout, out=err)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda item: submit(api, item), items))
+        if args.wait:
+            wait(api, items, timeout_s=args.timeout, out=err)
+    except Unreachable as exc:
+        err.write(f"error: {exc}\n")
+        return 3
     for line in summary(items):
         out.write(line + "\n")
     if args.out:
@@ -214,14 +241,21 @@ def classify(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
             for i in items
         ]
         Path(args.out).write_text(json.dumps(records, indent=2))
-    return 1 if any(i.status in ("FAILED", "REJECTED") for i in items) else 0
+    return 1 if any(i.status in UNSUCCESSFUL for i in items) else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point."""
-    parser = argparse.ArgumentParser(prog="python -m chalicelib.cli")
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Entry point (``imgcls``); ``prog`` names the command in the help."""
+    parser = argparse.ArgumentParser(
+        prog=prog, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("classify", help="submit images (files or folders)")
+    run = commands.add_parser(
+        "classify",
+        help="submit images (files or folders)",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--wait", action="store_true", help="wait for the results")
     run.add_argument("--out", help="write every job as JSON to this file")
@@ -233,4 +267,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m chalicelib.cli"))

@@ -198,7 +198,9 @@ def test_the_cli_submits_a_folder_waits_and_saves_the_results(
     big = Image.open(CAT).convert("RGB").resize((1800, 1200))
     (folder / "big.bmp").write_bytes(encode(big, "BMP"))  # over 4 MiB: goes the upload route
     (folder / "broken.jpg").write_bytes(cat_jpeg()[:3000])
-    (folder / "notes.md").write_text("not an image, not picked up")
+    (folder / "notes.md").write_text("not an image: not picked up from the folder")
+    named = tmp_path / "notes.txt"
+    named.write_text("not an image, named: sent, and refused")
     assert (folder / "big.bmp").stat().st_size > 4 * 1024 * 1024
     out = tmp_path / "results.json"
 
@@ -209,6 +211,7 @@ def test_the_cli_submits_a_folder_waits_and_saves_the_results(
             "chalicelib.cli",
             "classify",
             str(folder),
+            str(named),
             "--wait",
             "--out",
             str(out),
@@ -226,10 +229,11 @@ def test_the_cli_submits_a_folder_waits_and_saves_the_results(
         check=False,
     )
 
-    assert done.returncode == 1, done.stderr  # one file failed
-    assert "4/4 done, 1 failed" in done.stderr  # the progress bar's last state
+    assert done.returncode == 1, done.stderr  # one file failed, one was refused
+    assert "5/5 done, 2 failed" in done.stderr  # the progress bar's last state
     records = {Path(r["file"]).name: r for r in json.loads(out.read_text())}
-    assert set(records) == {"cat.jpg", "coffee.png", "big.bmp", "broken.jpg"}
+    assert set(records) == {"cat.jpg", "coffee.png", "big.bmp", "broken.jpg", "notes.txt"}
+    assert (records["notes.txt"]["status"], records["notes.txt"]["job_id"]) == ("REJECTED", None)
     assert records["broken.jpg"]["job"]["error"]["code"] == "undecodable_image"
     assert records["big.bmp"]["job"]["source"] == "upload"
     assert records["coffee.png"]["job"]["predictions"][0]["class_id"] == ESPRESSO

@@ -1,0 +1,91 @@
+"""The command-line client's own behaviour: its progress line, a service that does not answer,
+and the installed commands."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from chalicelib.cli import Item, main, progress
+from tests.conftest import ROOT
+
+
+def test_progress_counts_every_file_and_a_refused_one_as_done_and_failed() -> None:
+    items = [
+        Item(Path("cat.jpg"), job_id="a", job={"status": "SUCCEEDED"}),
+        Item(Path("dog.jpg"), job_id="b", job={"status": "SUCCEEDED"}),
+        Item(Path("notes.jpg"), error="not an image"),  # refused at submission: never a job
+    ]
+
+    assert progress(items) == f"[{'#' * 30}] 3/3 done, 1 failed"
+
+
+def test_progress_of_a_run_under_way_fills_the_bar_by_every_file() -> None:
+    items = [
+        Item(Path("a.jpg"), job_id="a", job={"status": "PENDING"}),
+        Item(Path("b.jpg"), job_id="b", job={"status": "FAILED"}),
+        Item(Path("c.jpg"), error="too large"),
+    ]
+
+    assert progress(items, width=6) == "[####..] 2/3 done, 2 failed"
+
+
+def test_no_service_answering_is_one_line_on_stderr_and_exit_status_3(tmp_path: Path) -> None:
+    photo = tmp_path / "cat.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 not really decoded by anyone")
+    with socket.socket() as idle:
+        idle.bind(("127.0.0.1", 0))  # bound, never listening: every connection is refused
+        url = f"http://127.0.0.1:{idle.getsockname()[1]}"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "chalicelib.cli",
+                "classify",
+                str(photo),
+                "--wait",
+                "--url",
+                url,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert done.returncode == 3
+    assert done.stderr == (
+        f"error: no service answers at {url} (connection refused); is it running? (make run)\n"
+    )
+
+
+def test_the_help_documents_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["classify", "--help"]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 0
+        assert "3  no service answers at --url" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["imgcls", "imgcls-keys"])
+def test_the_installed_commands_work_outside_the_repository(command: str, tmp_path: Path) -> None:
+    installed = Path(sysconfig.get_path("scripts")) / command
+
+    done = subprocess.run(
+        [str(installed), "--help"],
+        cwd=tmp_path,  # nowhere near the repository, as a user would be
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: {command} ")
+    assert "exit status:" in done.stdout
