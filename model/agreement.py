@@ -50,7 +50,7 @@ def views(photo: Image.Image) -> list[bytes]:
 
 def top1(classifier: Classifier, tensors: np.ndarray) -> list[int]:
     """Top-1 class of each tensor."""
-    return [r[0]["class_id"] for r in classifier.predict(tensors)]
+    return [r[0].class_id for r in classifier.predict(tensors)]
 
 
 def ms_per_image(classifier: Classifier, batch: np.ndarray, rounds: int = 20) -> float:

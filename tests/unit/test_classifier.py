@@ -45,17 +45,17 @@ def test_real_photos_get_the_right_top1(
     classifier: Classifier, photo: Path, right: set[int]
 ) -> None:
     top5 = classifier.predict(tensor(photo)[None])[0]
-    assert top5[0]["class_id"] in right, top5
+    assert top5[0].class_id in right, top5
 
 
 def test_top5_is_sorted_labelled_and_a_distribution(classifier: Classifier) -> None:
     top5 = classifier.predict(tensor(COFFEE)[None])[0]
-    assert [set(p) for p in top5] == [{"class_id", "label", "probability"}] * 5
-    probs = [p["probability"] for p in top5]
+    assert [set(p.model_dump()) for p in top5] == [{"class_id", "label", "probability"}] * 5
+    probs = [p.probability for p in top5]
     assert probs == sorted(probs, reverse=True)
     assert 0 < sum(probs) <= 1.0 + 1e-5
-    assert top5[0]["label"] == "espresso"
-    assert top5[0]["probability"] > 0.8
+    assert top5[0].label == "espresso"
+    assert top5[0].probability > 0.8
 
 
 def test_batched_inference_matches_single(classifier: Classifier) -> None:
@@ -63,10 +63,8 @@ def test_batched_inference_matches_single(classifier: Classifier) -> None:
     together = classifier.predict(batch)
     alone = [classifier.predict(b[None])[0] for b in batch]
     for t, a in zip(together, alone, strict=True):
-        assert [p["class_id"] for p in t] == [p["class_id"] for p in a]
-        assert [p["probability"] for p in t] == pytest.approx(
-            [p["probability"] for p in a], abs=1e-4
-        )
+        assert [p.class_id for p in t] == [p.class_id for p in a]
+        assert [p.probability for p in t] == pytest.approx([p.probability for p in a], abs=1e-4)
 
 
 def test_session_is_built_once_per_container() -> None:
@@ -95,5 +93,5 @@ def test_jpeg_draft_decoding_keeps_the_pixels_and_the_answer(
 
     assert float(np.abs(drafted - full).mean()) < 0.02  # [-1, 1] scale: 0.02 is 2.5 grey levels
     top_drafted, top_full = classifier.predict(np.stack([drafted, full]))
-    assert top_drafted[0]["class_id"] == top_full[0]["class_id"]
-    assert top_drafted[0]["class_id"] in CAT_CLASSES
+    assert top_drafted[0].class_id == top_full[0].class_id
+    assert top_drafted[0].class_id in CAT_CLASSES

@@ -28,10 +28,14 @@ def names() -> set[str]:
     "required",
     [
         "app.py",
-        "chalicelib/service.py",
+        "chalicelib/wiring.py",
+        "chalicelib/contract/__init__.py",  # a package inside chalicelib is packaged too
         "onnxruntime/__init__.py",
         "numpy/__init__.py",
         "PIL/__init__.py",
+        "pydantic/__init__.py",
+        "pydantic_core/_pydantic_core.cpython-312-x86_64-linux-gnu.so",  # built for Lambda's 3.12
+        "multipart.py",
         "chalicelib/model/manifest.json",
         "chalicelib/model/labels.json",
         "chalicelib/web/index.html",

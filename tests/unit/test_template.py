@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.jobs import OWNER_INDEX
-from chalicelib.settings import INCOMING_PREFIX, NOTIFY_QUEUE_NAME, UPLOADS_PREFIX, Settings
+from chalicelib.image_store import INCOMING_PREFIX, UPLOADS_PREFIX
+from chalicelib.job_store import OWNER_INDEX
+from chalicelib.settings import NOTIFY_QUEUE_NAME, Settings
 from infra.bootstrap import MAX_RECEIVE_COUNT, bootstrap
 from infra.local import chalice_config, config_environment, function_setting
 from tests.sam_template import load_sam, references
@@ -143,7 +144,7 @@ def test_table_and_queues_match_what_the_bootstrap_creates_on_the_emulator(
 ) -> None:
     from chalicelib.aws import AwsClients
 
-    settings = Settings()
+    settings = Settings.from_env({})
     clients = AwsClients(settings)
     created = bootstrap(settings, visibility_timeout_s=30, aws=clients)
     table = clients.dynamodb.describe_table(TableName=created.table)["Table"]
@@ -219,7 +220,7 @@ def test_tenants_table_and_webhooks_queue_match_the_bootstrap(resources: dict[st
     assert tenants["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     webhooks = props(resources, "WebhooksQueue")
     timeout = function_setting(chalice_config(), "deliver_webhooks", "lambda_timeout", 60)
-    assert webhooks["QueueName"] == Settings().webhooks_queue
+    assert webhooks["QueueName"] == Settings.from_env({}).webhooks_queue
     assert webhooks["VisibilityTimeout"] >= 6 * timeout
     assert webhooks["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT
 
@@ -341,7 +342,14 @@ def _allowed(resources: dict[str, Any], action: str) -> list[Any]:
             "NotifyQueue",
         )
     ]
-    + [(["sqs:SendMessage"], {"Fn::GetAtt": ["NotifyDeadLetterQueue", "Arn"]})],
+    + [(["sqs:SendMessage"], {"Fn::GetAtt": ["NotifyDeadLetterQueue", "Arn"]})]
+    + [
+        pytest.param(
+            ["dynamodb:BatchWriteItem"],
+            {"Fn::GetAtt": ["TenantsTable", "Arn"]},
+            id="tenants-batch-write",
+        )
+    ],
 )
 def test_functions_may_call_what_chalicelib_calls(
     resources: dict[str, Any], actions: list[str], resource: dict[str, Any]

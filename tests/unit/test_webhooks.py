@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from chalicelib.deliveries import backoff_s
 from chalicelib.errors import BadRequest
-from chalicelib.webhooks import HttpSender, sign, verify, vet_url
+from chalicelib.webhook_delivery import backoff_s
+from chalicelib.webhook_http import HttpSender, sign, verify
+from chalicelib.webhook_targets import vet_url
 from tests.functional.conftest import fake_resolve
 
 
