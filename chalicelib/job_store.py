@@ -19,18 +19,6 @@ from chalicelib.dynamo import call, conditional, from_item, to_item
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = [
-    "OWNER_INDEX",
-    "JobRecord",
-    "JobRepository",
-    "JobStatus",
-    "Transition",
-    "idempotent_job_id",
-    "is_job_id",
-    "new_job_id",
-    "utc_now",
-]
-
 OWNER_INDEX = "owner-created-index"
 _OPEN = (JobStatus.PENDING, JobStatus.PROCESSING)
 

@@ -324,7 +324,8 @@ def lever_drains(runtime: LocalRuntime, samples: list[Sample], timeout_s: float)
 
 def _scratch_jobs(repo: Any, count: int) -> list[Any]:
     """``count`` new PENDING jobs, recorded; the jobs as queued."""
-    from chalicelib.job_store import JobRecord, JobStatus, new_job_id, utc_now
+    from chalicelib.contract import JobStatus
+    from chalicelib.job_store import JobRecord, new_job_id, utc_now
 
     jobs = []
     for _ in range(count):
@@ -348,7 +349,8 @@ def _scratch_jobs(repo: Any, count: int) -> list[Any]:
 def write_levers(rounds: int = 3) -> dict[str, Any]:
     """Ten conditional writes: one after another, on the thread pool, or in one transaction;
     ten events: ten Publish calls or one PublishBatch. Against the runtime's emulator."""
-    from chalicelib.job_store import JobRepository, JobStatus
+    from chalicelib.contract import JobStatus
+    from chalicelib.job_store import JobRepository
     from chalicelib.overlap import Overlap
 
     aws = _aws()
@@ -401,9 +403,9 @@ def write_levers(rounds: int = 3) -> dict[str, Any]:
 def emulator_call_costs(emulator: Emulator, rounds: int = 50) -> dict[str, float]:
     """The emulator's CPU per call, for each call the classifier makes per image (the start,
     the result, the S3 read) or per batch (the events), one call type at a time."""
-    from chalicelib.contract import Model, Prediction
+    from chalicelib.contract import JobStatus, Model, Prediction
     from chalicelib.job_events import EventPublisher
-    from chalicelib.job_store import JobRepository, JobStatus
+    from chalicelib.job_store import JobRepository
 
     aws = _aws()
     repo = JobRepository(aws.dynamodb, os.environ["JOBS_TABLE"])
