@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib.webpage import ASSETS, WEB_DIR, index_page
+from tests.functional.conftest import Api
 
 
-@pytest.fixture
-def client() -> Iterator[Client]:
-    with Client(app) as c:
-        yield c
+def test_page_is_served_without_a_key_as_html_with_a_strict_policy(api: Api) -> None:
+    resp = api.get("/", key=None)
 
-
-def test_page_is_served_without_a_key_as_html_with_a_strict_policy(client: Client) -> None:
-    resp = client.http.get("/")
-
-    assert resp.status_code == 200
+    assert resp.status == 200
     assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
     policy = resp.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy
@@ -32,25 +24,25 @@ def test_page_is_served_without_a_key_as_html_with_a_strict_policy(client: Clien
     assert '<label for="api-key" class="field-label">API key</label>' in page
 
 
-def test_every_file_the_page_links_is_served_with_its_content_type(client: Client) -> None:
-    page = client.http.get("/").body.decode()
+def test_every_file_the_page_links_is_served_with_its_content_type(api: Api) -> None:
+    page = api.get("/", key=None).body.decode()
     linked = re.findall(r'(?:href|src)="static/([^"]+)"', page)
 
     assert sorted(linked) == sorted(ASSETS)
     for name in linked:
-        resp = client.http.get(f"/static/{name}")
-        assert resp.status_code == 200, name
+        resp = api.get(f"/static/{name}", key=None)
+        assert resp.status == 200, name
         assert resp.headers["Content-Type"] == ASSETS[name]
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
         assert resp.body.decode() == (WEB_DIR / name).read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", ["index.html", "app.py", "..%2Fwebpage.py", "%2E%2E", "nope.js"])
-def test_names_outside_the_allow_list_are_404(client: Client, name: str) -> None:
-    resp = client.http.get(f"/static/{name}")
+def test_names_outside_the_allow_list_are_404(api: Api, name: str) -> None:
+    resp = api.get(f"/static/{name}", key=None)
 
-    assert resp.status_code == 404
-    assert resp.json_body["error"]["code"] == "static_not_found"
+    assert resp.status == 404
+    assert resp.error_code == "static_not_found"
 
 
 def test_base_href_follows_the_api_gateway_stage() -> None:
