@@ -24,8 +24,10 @@ from chalicelib.settings import (
     WEBHOOKS_QUEUE_NAME,
 )
 from chalicelib.sqs_batch import each_record, records
+from chalicelib.status_api import job_status
 from chalicelib.telemetry import configure_logging
 from chalicelib.telemetry import flush as flush_metrics
+from chalicelib.waiting import parse_prefer_wait
 from chalicelib.webpage import StaticFile, index_page, static_file
 from chalicelib.wiring import get_services
 
@@ -93,21 +95,31 @@ def docs(call: Call) -> Response:
 
 @router.route("submitJob")
 def submit_job(call: Call) -> Answer:
-    """Accept one image; 202 with the job id and where to follow it."""
-    job = get_services().submit.submit(
+    """Accept one image; 202 with the job id and where to follow it, or, with ``Prefer:
+    wait=N``, 200 with the job if it finishes within N seconds."""
+    headers = call.headers(c.SubmitHeaders)
+    services = get_services()
+    job = services.submit.submit(
         owner=call.tenant,
         content_type=call.content_type,
         body=call.body,
         query=call.query(c.SubmitQuery),
-        headers=call.headers(c.SubmitHeaders),
+        headers=headers,
     )
+    wait = parse_prefer_wait(headers.prefer)
+    if wait:
+        done = services.jobs.detail(owner=call.tenant, job_id=job.job_id, wait=wait)
+        if done.status.terminal:
+            applied = {"Preference-Applied": f"wait={wait:g}"}
+            return Answer(done, 200, {**applied, "Location": f"{call.base_path}/jobs/{job.job_id}"})
     return _accepted(call, job.job_id, job.status)
 
 
 @router.route("getJob")
 def get_job(call: Call, job_id: str) -> c.JobDetail:
-    """One of the caller's jobs, with a short-lived image URL and its webhook deliveries."""
-    return get_services().jobs.detail(owner=call.tenant, job_id=job_id)
+    """One of the caller's jobs; with ``?wait=N``, once it is finished. Deployed, API Gateway
+    sends this method to the status function (``chalicelib.status_api``) instead."""
+    return job_status(call, job_id, get_services().jobs)
 
 
 @router.route("deleteJob")
@@ -140,8 +152,17 @@ def submit_batch(call: Call) -> Answer:
 
 @router.route("getBatch")
 def get_batch(call: Call, batch_id: str) -> c.Batch:
-    """The caller's batch: status, progress counts and its jobs."""
-    return get_services().batches.get(owner=call.tenant, batch_id=batch_id)
+    """The caller's batch: status, progress counts and its jobs; with ``?wait=N``, once every
+    job is finished."""
+    wait = call.query(c.WaitQuery).wait
+    return get_services().batches.get(owner=call.tenant, batch_id=batch_id, wait=wait)
+
+
+@router.route("ready")
+def ready(call: Call) -> Answer:
+    """Readiness: 200 when S3, DynamoDB and SQS answer, else 503 naming the one that does not."""
+    answer = get_services().readiness.readiness()
+    return Answer(answer, 200 if answer.status == "ready" else 503)
 
 
 @router.route("createUpload")
@@ -178,7 +199,7 @@ def account(call: Call) -> c.Account:
     return get_services().subscriptions.account(owner=call.tenant)
 
 
-@app.on_sqs_message(queue=JOBS_QUEUE_NAME, batch_size=10, maximum_batching_window_in_seconds=1)
+@app.on_sqs_message(queue=JOBS_QUEUE_NAME, batch_size=10, maximum_batching_window_in_seconds=0)
 @metered
 def classify(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     """Classify a batch in one model run; report only the failed messages."""
@@ -200,7 +221,7 @@ def ingest(event: SQSEvent) -> Any:
     return each_record(event.to_dict(), get_services().ingest.ingest)
 
 
-@app.on_sqs_message(queue=NOTIFY_QUEUE_NAME, batch_size=10, maximum_batching_window_in_seconds=1)
+@app.on_sqs_message(queue=NOTIFY_QUEUE_NAME, batch_size=10, maximum_batching_window_in_seconds=0)
 @metered
 def notify(event: SQSEvent) -> Any:
     """Job events: bulk results written back, webhook deliveries queued (the fan-out)."""

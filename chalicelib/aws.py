@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 
 _BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "adaptive"}, connect_timeout=5)
+# For checks that must answer quickly: one try, short timeouts.
+QUICK = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=2)
 # Presigned URLs and POSTs signed with SigV4: an expiry in seconds, valid in every region.
 _S3_CONFIG = Config(signature_version="s3v4")
 # What an emulator is given when the machine has no credentials at all: moto and LocalStack accept
@@ -34,8 +36,9 @@ class AwsClients:
     ``localstack-client`` builds them instead.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, config: Config | None = None) -> None:
         self._settings = settings
+        self._config = _BOTO_CONFIG.merge(config) if config else _BOTO_CONFIG
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -58,7 +61,7 @@ class AwsClients:
                 region_name=s.region, aws_access_key_id=key_id, aws_secret_access_key=secret
             )
         make: Any = session.client  # typed per service by the properties below
-        config = _BOTO_CONFIG.merge(_S3_CONFIG) if service == "s3" else _BOTO_CONFIG
+        config = self._config.merge(_S3_CONFIG) if service == "s3" else self._config
         return make(service, endpoint_url=s.endpoint_url, config=config)
 
     @property

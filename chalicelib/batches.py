@@ -5,18 +5,23 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from typing import Literal
 
 from chalicelib.batch_store import BatchRecord, BatchStore
 from chalicelib.contract import Batch, BatchAccepted, ErrorDetail, JobStatus, Progress, Rejected
 from chalicelib.errors import AppError, BadRequest, NotFound, PayloadTooLarge
 from chalicelib.forms import parse_form
-from chalicelib.job_store import JobRepository, utc_now
+from chalicelib.job_store import JobRecord, JobRepository, utc_now
 from chalicelib.submit import Submitter
+from chalicelib.waiting import Pause, wait_until
 
 log = logging.getLogger(__name__)
 
 
-def batch_status(counts: Counter[JobStatus], total: int) -> str:
+BatchStatus = Literal["waiting", "processing", "completed", "completed_with_errors"]
+
+
+def batch_status(counts: Counter[JobStatus], total: int) -> BatchStatus:
     """``waiting`` (nothing started), ``processing``, ``completed`` or
     ``completed_with_errors`` (every job finished, some FAILED)."""
     done = counts[JobStatus.SUCCEEDED] + counts[JobStatus.FAILED]
@@ -30,10 +35,18 @@ def batch_status(counts: Counter[JobStatus], total: int) -> str:
 class Batches:
     """Submit and follow batches; the jobs themselves are made by the ``Submitter``."""
 
-    def __init__(self, *, submitter: Submitter, repo: JobRepository, store: BatchStore) -> None:
+    def __init__(
+        self,
+        *,
+        submitter: Submitter,
+        repo: JobRepository,
+        store: BatchStore,
+        pause: Pause | None = None,
+    ) -> None:
         self._submitter = submitter
         self._repo = repo
         self._store = store
+        self._pause = pause or Pause()
 
     def submit(
         self, *, owner: str, content_type: str, body: bytes, base_path: str
@@ -92,21 +105,31 @@ class Batches:
             status_url=f"{base_path}/batches/{batch_id}",
         )
 
-    def get(self, *, owner: str, batch_id: str) -> Batch:
-        """The caller's batch with its jobs and progress; 404 for anyone else's."""
+    def get(self, *, owner: str, batch_id: str, wait: float | None = None) -> Batch:
+        """The caller's batch with its jobs and progress; 404 for anyone else's. With ``wait``,
+        once every job is finished or after ``wait`` seconds, whichever comes first."""
         record = self._store.get(owner, batch_id)
         if record is None:
             raise NotFound(f"no batch {batch_id!r}", code="batch_not_found")
-        found = self._repo.get_many(record.job_ids)
-        jobs = [found[j] for j in record.job_ids if j in found]  # deleted jobs drop out
-        counts = Counter(job.status for job in jobs)
+
+        def jobs() -> list[JobRecord]:
+            found = self._repo.get_many(record.job_ids)
+            return [found[j] for j in record.job_ids if j in found]  # deleted jobs drop out
+
+        current = jobs()
+        if wait:
+            current = wait_until(
+                jobs, lambda js: all(j.status.terminal for j in js), seconds=wait, pause=self._pause
+            )
+        counts = Counter(job.status for job in current)
         return Batch(
             batch_id=batch_id,
             created_at=record.created_at,
-            status=batch_status(counts, len(jobs)),  # type: ignore[arg-type]
+            status=batch_status(counts, len(current)),
             progress=Progress(
-                total=len(jobs), **{status.value.lower(): counts[status] for status in JobStatus}
+                total=len(current),
+                **{status.value.lower(): counts[status] for status in JobStatus},
             ),
             rejected=record.rejected,
-            jobs=[job.view() for job in jobs],
+            jobs=[job.view() for job in current],
         )

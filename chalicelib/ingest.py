@@ -20,9 +20,9 @@ from chalicelib.image_store import ImageStore, StoredObject, stored_object
 from chalicelib.images import inspect
 from chalicelib.job_events import EventPublisher
 from chalicelib.job_store import JobRecord, JobRepository
-from chalicelib.queues import JobQueue
+from chalicelib.queues import JobQueue, enqueue
 from chalicelib.settings import Settings
-from chalicelib.submit import enqueue, new_record
+from chalicelib.submit import new_record
 
 log = logging.getLogger(__name__)
 

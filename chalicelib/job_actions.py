@@ -9,9 +9,9 @@ from chalicelib.delivery_store import DeliveryStore
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.image_store import ImageStore, results_key
 from chalicelib.job_store import JobRecord, JobRepository, is_job_id
-from chalicelib.queues import JobQueue
+from chalicelib.queues import JobQueue, enqueue
 from chalicelib.settings import Settings
-from chalicelib.submit import enqueue
+from chalicelib.waiting import Pause, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,14 @@ class JobActions:
         images: ImageStore,
         queue: JobQueue,
         deliveries: DeliveryStore,
+        pause: Pause | None = None,
     ) -> None:
         self._settings = settings
         self._repo = repo
         self._images = images
         self._queue = queue
         self._deliveries = deliveries
+        self._pause = pause or Pause()
 
     def get(self, *, owner: str, job_id: str) -> JobRecord:
         """The caller's job; 404 for malformed ids, unknown ids and other tenants' jobs."""
@@ -41,14 +43,26 @@ class JobActions:
             raise NotFound(f"no job {job_id!r}", code="job_not_found")
         return job
 
-    def detail(self, *, owner: str, job_id: str) -> JobDetail:
-        """The job with a short-lived URL of its image and the state of its webhooks."""
+    def detail(self, *, owner: str, job_id: str, wait: float | None = None) -> JobDetail:
+        """The job with a short-lived URL of its image and the state of its webhooks; with
+        ``wait``, once it is finished or after ``wait`` seconds, whichever comes first."""
         job = self.get(owner=owner, job_id=job_id)
+        if wait and not job.status.terminal:
+            job = wait_until(
+                lambda: self._repo.get(job_id) or job,
+                lambda current: current.status.terminal,
+                seconds=wait,
+                pause=self._pause,
+            )
+        return self.present(job)
+
+    def present(self, job: JobRecord) -> JobDetail:
+        """A job record as ``GET /jobs/{job_id}`` shows it."""
         url = self._images.presigned_url(job.s3_key, expires_in=self._settings.image_url_ttl_s)
-        deliveries = [
-            Delivery.model_validate(record.model_dump())
-            for record in self._deliveries.for_job(job_id)
-        ]
+        # Deliveries follow a job's events: a job that never finished has none to read.
+        ever_finished = job.status.terminal or job.generation > 0
+        records = self._deliveries.for_job(job.job_id) if ever_finished else []
+        deliveries = [Delivery.model_validate(record.model_dump()) for record in records]
         return JobDetail(**job.view().model_dump(), image_url=url, webhooks=deliveries)
 
     def list(self, *, owner: str, query: ListJobsQuery) -> JobPage:

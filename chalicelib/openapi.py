@@ -33,6 +33,7 @@ ERROR_DESCRIPTIONS = {
 HEADERS = {
     "Location": ("where to follow the new resource", "string"),
     "Retry-After": ("seconds to wait before retrying", "string"),
+    "Preference-Applied": ("the preference honoured: `wait=N`", "string"),
 }
 BINARY = {"type": "string", "format": "binary"}
 DESCRIPTION = (
@@ -157,7 +158,8 @@ def _operation(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any
     if op.bodies:
         out["requestBody"] = _body(op.bodies, refs)
     responses = {str(r.status): _reply(r, refs) for r in op.replies}
-    out["responses"] = responses | _errors(op, refs[c.Error])
+    errors = _errors(op, refs[c.Error])
+    out["responses"] = responses | {k: v for k, v in errors.items() if k not in responses}
     return out
 
 

@@ -101,8 +101,24 @@ OPERATIONS: tuple[Operation, ...] = (
         replies=(Reply(200, "OK", c.Health),), public=True,
     ),
     Operation(
+        "ready", "GET", "/ready", "Readiness: S3, DynamoDB and SQS each answer",
+        replies=(
+            Reply(200, "Every dependency answers", c.Readiness),
+            Reply(503, "A dependency does not answer (see `checks`)", c.Readiness),
+        ),
+        public=True,
+    ),
+    Operation(
         "submitJob", "POST", "/jobs", "Submit one image",
-        replies=(_ACCEPTED,),
+        replies=(
+            _ACCEPTED,
+            Reply(
+                200,
+                "The job finished within the `Prefer: wait=N` asked for",
+                c.JobDetail,
+                headers=("Preference-Applied", "Location"),
+            ),
+        ),
         errors=(400, 409, 413, 415, 503),
         bodies=(
             *(Body(media) for media in IMAGE_MEDIA_TYPES),
@@ -119,9 +135,10 @@ OPERATIONS: tuple[Operation, ...] = (
         query=c.ListJobsQuery,
     ),
     Operation(
-        "getJob", "GET", "/jobs/{job_id}", "One job: status, predictions, webhook deliveries",
+        "getJob", "GET", "/jobs/{job_id}", "One job; with ?wait=N, once it is finished",
         replies=(Reply(200, "The job", c.JobDetail),),
-        errors=(404, 503),
+        errors=(400, 404, 503),
+        query=c.WaitQuery,
     ),
     Operation(
         "deleteJob", "DELETE", "/jobs/{job_id}", "Remove the job's record and image",
@@ -148,9 +165,10 @@ OPERATIONS: tuple[Operation, ...] = (
         bodies=(Body("multipart/form-data", c.BatchForm),),
     ),
     Operation(
-        "getBatch", "GET", "/batches/{batch_id}", "A batch's status, progress and jobs",
+        "getBatch", "GET", "/batches/{batch_id}", "A batch; with ?wait=N, once it is finished",
         replies=(Reply(200, "The batch", c.Batch),),
-        errors=(404, 503),
+        errors=(400, 404, 503),
+        query=c.WaitQuery,
     ),
     Operation(
         "createUpload", "POST", "/uploads", "A presigned S3 POST for an image too big for /jobs",

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import TransientError
+from chalicelib.errors import ServiceUnavailable, TransientError
+from chalicelib.job_store import JobRecord, JobRepository
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -94,3 +95,16 @@ class JobQueue:
     def send(self, job_id: str, generation: int) -> None:
         """Queue one run of a job for classification."""
         self._queue.send(JobMessage(job_id=job_id, generation=generation).to_body())
+
+
+def enqueue(job: JobRecord, *, queue: JobQueue, repo: JobRepository) -> None:
+    """Queue a recorded job; if the queue is down, the job ends FAILED (retryable), not lost."""
+    try:
+        queue.send(job.job_id, job.generation)
+    except TransientError as exc:
+        repo.fail(job.job_id, code="enqueue_failed", message=str(exc))
+        raise ServiceUnavailable(
+            f"the job {job.job_id} was recorded but could not be queued; retry it with "
+            f"POST /jobs/{job.job_id}/retry",
+            code="queue_unavailable",
+        ) from exc

@@ -1,6 +1,6 @@
 """Submitting: the door checks, the image stored, the job recorded PENDING, the job queued.
 
-Shared by ``POST /jobs``, batches and S3 ingest; retry uses ``enqueue`` too.
+Shared by ``POST /jobs``, batches and S3 ingest.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 
 from chalicelib import telemetry
 from chalicelib.contract import JobStatus, SubmitHeaders, SubmitQuery
-from chalicelib.errors import Conflict, ServiceUnavailable, TransientError
+from chalicelib.errors import Conflict
 from chalicelib.image_store import ImageStore, image_key
 from chalicelib.images import inspect
 from chalicelib.job_store import JobRecord, JobRepository, idempotent_job_id, new_job_id, utc_now
-from chalicelib.queues import JobQueue
+from chalicelib.queues import JobQueue, enqueue
 from chalicelib.settings import Settings
 from chalicelib.submission import parse_submission
 from chalicelib.webhook_targets import Resolver, system_resolver, vet_url
@@ -44,19 +44,6 @@ def new_record(
         expires_at=int(time.time()) + settings.retention_days * 86400,
         **extra,
     )
-
-
-def enqueue(job: JobRecord, *, queue: JobQueue, repo: JobRepository) -> None:
-    """Queue a recorded job; if the queue is down, the job ends FAILED (retryable), not lost."""
-    try:
-        queue.send(job.job_id, job.generation)
-    except TransientError as exc:
-        repo.fail(job.job_id, code="enqueue_failed", message=str(exc))
-        raise ServiceUnavailable(
-            f"the job {job.job_id} was recorded but could not be queued; retry it with "
-            f"POST /jobs/{job.job_id}/retry",
-            code="queue_unavailable",
-        ) from exc
 
 
 class Submitter:

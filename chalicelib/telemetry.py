@@ -4,7 +4,8 @@
   tree), with ``job_id`` on every line written while a job is being handled.
 - Metrics: CloudWatch Embedded Metric Format through Powertools ``Metrics`` (flushed at the end
   of each handler), and the same counters kept in-process, which the local runtime serves at
-  ``GET /metrics`` in Prometheus' text format.
+  ``GET /metrics`` in Prometheus' text format. Durations there are summaries with their p50 and
+  p95 over the last minute, as the CloudWatch dashboard draws them per 60 s period.
 
 Powertools' decorators do not fit Chalice's event handlers (Chalice calls them without a
 context), so handlers call ``flush()`` themselves.
@@ -15,9 +16,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import math
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aws_lambda_powertools import Metrics
@@ -60,13 +64,29 @@ def configure_logging(level: int = logging.INFO) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-class Registry:
-    """Counters and sums kept in-process, rendered in Prometheus' text format."""
+# Summary quantiles cover the observations of the last minute (the dashboard's period), at most
+# RECENT_MAX of them: memory stays bounded however busy the service is.
+QUANTILES = (0.5, 0.95)
+RECENT_WINDOW_S = 60.0
+RECENT_MAX = 1000
 
-    def __init__(self) -> None:
+
+def nearest_rank(ordered: list[float], q: float) -> float | None:
+    """The ``q``-quantile of sorted values by the nearest-rank method (None when empty)."""
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+class Registry:
+    """Counters and summaries kept in-process, rendered in Prometheus' text format."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._summaries: dict[str, list[float]] = {}  # name → [count, sum]
+        self._recent: dict[str, deque[tuple[float, float]]] = {}  # name → (when, value)
         self._help: dict[str, str] = {}
 
     def count(self, name: str, value: float, labels: dict[str, str], help_text: str) -> None:
@@ -77,11 +97,13 @@ class Registry:
             self._help[name] = help_text
 
     def observe(self, name: str, value: float, help_text: str) -> None:
-        """Add one observation to a summary (count and sum)."""
+        """Add one observation to a summary (count, sum and the recent values for quantiles)."""
         with self._lock:
             entry = self._summaries.setdefault(name, [0.0, 0.0])
             entry[0] += 1
             entry[1] += value
+            recent = self._recent.setdefault(name, deque(maxlen=RECENT_MAX))
+            recent.append((self._clock(), value))
             self._help[name] = help_text
 
     def value(self, name: str, **labels: str) -> float:
@@ -94,6 +116,21 @@ class Registry:
         with self._lock:
             count, total = self._summaries.get(name, (0.0, 0.0))
             return count, total
+
+    def quantile(self, name: str, q: float) -> float | None:
+        """A summary's ``q``-quantile over the last minute (None without observations in it)."""
+        with self._lock:
+            return nearest_rank(self._recent_sorted(name), q)
+
+    def _recent_sorted(self, name: str) -> list[float]:
+        """The last minute's observations, sorted; older ones are dropped (lock held)."""
+        recent = self._recent.get(name)
+        if not recent:
+            return []
+        horizon = self._clock() - RECENT_WINDOW_S
+        while recent and recent[0][0] < horizon:
+            recent.popleft()
+        return sorted(value for _, value in recent)
 
     def prometheus(self) -> str:
         """Everything, in Prometheus' text exposition format."""
@@ -108,11 +145,21 @@ class Registry:
                         lines.append(
                             f"{metric}{{{rendered}}} {value:g}" if labels else f"{metric} {value:g}"
                         )
-            for name, (count, total) in sorted(self._summaries.items()):
-                metric = f"{NAMESPACE}_{name}"
-                lines += [f"# HELP {metric} {self._help[name]}", f"# TYPE {metric} summary"]
-                lines += [f"{metric}_count {count:g}", f"{metric}_sum {total:g}"]
+            for name in sorted(self._summaries):
+                lines += self._summary_lines(name)
         return "\n".join(lines) + "\n"
+
+    def _summary_lines(self, name: str) -> list[str]:
+        """One summary: its quantiles over the last minute, count and sum (lock held)."""
+        metric = f"{NAMESPACE}_{name}"
+        count, total = self._summaries[name]
+        ordered = self._recent_sorted(name)
+        lines = [f"# HELP {metric} {self._help[name]}", f"# TYPE {metric} summary"]
+        for q in QUANTILES:
+            value = nearest_rank(ordered, q)
+            shown = "NaN" if value is None else f"{value:g}"  # Prometheus' "no observations"
+            lines.append(f'{metric}{{quantile="{q:g}"}} {shown}')
+        return [*lines, f"{metric}_count {count:g}", f"{metric}_sum {total:g}"]
 
 
 REGISTRY = Registry()

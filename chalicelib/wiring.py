@@ -8,70 +8,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chalicelib.adapters import Adapters, readiness_probe
 from chalicelib.api_keys import Authenticator, KeyStore
 from chalicelib.aws import AwsClients
-from chalicelib.batch_store import BatchStore
 from chalicelib.batches import Batches
 from chalicelib.classify import BatchClassifier
 from chalicelib.contract import Model
 from chalicelib.dead_letters import DeadLetters
-from chalicelib.delivery_store import DeliveryStore
 from chalicelib.fanout import Fanout
-from chalicelib.image_store import ImageStore
 from chalicelib.ingest import Ingester
 from chalicelib.job_actions import JobActions
-from chalicelib.job_events import EventPublisher
-from chalicelib.job_store import JobRepository
 from chalicelib.model_info import read_model_info
-from chalicelib.queues import JobQueue, Queue
+from chalicelib.readiness import ReadinessProbe
 from chalicelib.settings import Settings
 from chalicelib.submit import Submitter
 from chalicelib.subscriptions import Subscriptions
-from chalicelib.tenant_table import TenantTable
 from chalicelib.uploads import Uploads
 from chalicelib.webhook_delivery import Deliverer
 from chalicelib.webhook_http import HttpSender, Sender
-from chalicelib.webhook_store import WebhookStore
 from chalicelib.webhook_targets import Resolver, system_resolver
 
 if TYPE_CHECKING:
     from chalicelib.classifier import Classifier
-
-
-@dataclass(frozen=True)
-class Adapters:
-    """One of each AWS adapter, shared by the use cases."""
-
-    repo: JobRepository
-    images: ImageStore
-    jobs_queue: JobQueue
-    webhooks_queue: Queue
-    publisher: EventPublisher
-    tenants: TenantTable
-    webhooks: WebhookStore
-    deliveries: DeliveryStore
-    batches: BatchStore
-
-    @classmethod
-    def build(cls, settings: Settings, aws: AwsClients) -> Adapters:
-        """The real adapters around lazily created clients."""
-        tenants = TenantTable(aws.dynamodb, settings.tenants_table)
-        jobs = Queue(aws.sqs, name=settings.jobs_queue, url=settings.jobs_queue_url)
-        return cls(
-            repo=JobRepository(aws.dynamodb, settings.table),
-            images=ImageStore(aws.s3, settings.bucket),
-            jobs_queue=JobQueue(jobs),
-            webhooks_queue=Queue(
-                aws.sqs, name=settings.webhooks_queue, url=settings.webhooks_queue_url
-            ),
-            publisher=EventPublisher(
-                aws.sns, topic_arn=settings.topic_arn, topic_name=settings.topic_name
-            ),
-            tenants=tenants,
-            webhooks=WebhookStore(tenants),
-            deliveries=DeliveryStore(tenants),
-            batches=BatchStore(tenants),
-        )
 
 
 @dataclass(frozen=True)
@@ -93,6 +51,7 @@ class Services:
     dead_letters: DeadLetters
     deliveries: Deliverer
     fanout: Callable[[], Fanout]  # one per batch of events
+    readiness: ReadinessProbe
 
 
 def classifier_loader(settings: Settings) -> Callable[[], Classifier]:
@@ -160,6 +119,7 @@ def build_services(
             queue=a.webhooks_queue,
             sender=http,
         ),
+        readiness=readiness_probe(s),
         fanout=lambda: Fanout(
             settings=s,
             images=a.images,

@@ -17,6 +17,7 @@ import functools
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -373,7 +374,7 @@ class LocalRuntime:
         # Chalice's handler knows the methods API Gateway routes; answer any other (TRACE,
         # QUERY, …) with a JSON 405 as API Gateway refuses them, not http.server's HTML 501.
         self._http.server.RequestHandlerClass = functools.partial(
-            _request_handler(), app_object=app, config=chalice_cfg
+            _request_handler(_status_gateway(config)), app_object=app, config=chalice_cfg
         )
         self.port = self._http.server.server_address[1]
         self._http_thread = threading.Thread(
@@ -436,7 +437,27 @@ class LocalRuntime:
         self._emulator.close()
 
 
-def _request_handler() -> type:
+def _status_gateway(config: dict[str, Any]) -> Any:
+    """The status function's own gateway: deployed, API Gateway sends ``GET /jobs/{job_id}``
+    to a function of its own, and so does the local runtime."""
+    from chalice.config import Config
+    from chalice.local import LocalGateway
+
+    from chalicelib.status_api import app as status_app
+
+    status_cfg = Config.create(
+        chalice_stage=STAGE,
+        app_name=config["app_name"],
+        config_from_disk=config,
+        function_name="status",
+    )
+    return LocalGateway(status_app, status_cfg)
+
+
+_STATUS_PATH = re.compile(r"^/jobs/[^/?]+(\?.*)?$")
+
+
+def _request_handler(status_gateway: Any) -> type:
     from chalice.local import ChaliceRequestHandler
 
     class RequestHandler(ChaliceRequestHandler):
@@ -465,16 +486,29 @@ def _request_handler() -> type:
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             if self.path.split("?", 1)[0] != "/metrics":
-                super().do_GET()
+                self._generic_handle()  # the status route is chosen there
                 return
             from chalicelib.telemetry import REGISTRY
+            from infra.ops_metrics import queue_gauges
 
-            body = REGISTRY.prometheus().encode()
+            body = (REGISTRY.prometheus() + queue_gauges()).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _generic_handle(self) -> None:
+            # GET /jobs/{job_id} goes to the status function, as API Gateway sends it there.
+            if self.command == "GET" and _STATUS_PATH.match(self.path):
+                api_gateway = self.local_gateway
+                self.local_gateway = status_gateway
+                try:
+                    super()._generic_handle()
+                finally:
+                    self.local_gateway = api_gateway
+                return
+            super()._generic_handle()
 
         def __getattr__(self, name: str) -> Any:
             # http.server looks up do_<METHOD>; any method Chalice has no handler for lands here.

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
 MAX_PAGE = 100
+MAX_WAIT_S = 20.0  # long polls: API Gateway ends a request at 29 s
 DEFAULT_PAGE = 20
 MAX_IDEMPOTENCY_KEY = 255
 MAX_FILENAME = 255

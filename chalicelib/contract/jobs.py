@@ -11,6 +11,7 @@ from chalicelib.contract.common import (
     MAX_IDEMPOTENCY_KEY,
     MAX_PAGE,
     MAX_URL_LENGTH,
+    MAX_WAIT_S,
     EventType,
     Invalid,
     JobStatus,
@@ -132,6 +133,13 @@ class SubmitQuery(Request):
 class SubmitHeaders(Request):
     """``POST /jobs`` headers."""
 
+    prefer: str | None = Field(
+        default=None,
+        alias="Prefer",
+        max_length=256,
+        description="RFC 7240: `wait=N` (N ≤ 20) answers 200 with the finished job if it ends "
+        "within N seconds, else the usual 202",
+    )
     idempotency_key: Annotated[
         str | None,
         Field(
@@ -144,6 +152,20 @@ class SubmitHeaders(Request):
         Invalid(
             "invalid_idempotency_key",
             f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters",
+        ),
+    ] = None
+
+
+class WaitQuery(Request):
+    """``?wait=N``: answer as soon as the resource is finished, or after N seconds with its
+    current state."""
+
+    wait: Annotated[
+        float | None,
+        Field(gt=0, le=MAX_WAIT_S, description="seconds to wait for the end, at most 20"),
+        Invalid(
+            "invalid_wait",
+            f"wait must be a number of seconds, more than 0 and at most {MAX_WAIT_S:g}",
         ),
     ] = None
 

@@ -80,3 +80,11 @@ class Health(Response):
 
     status: Literal["ok"] = "ok"
     model: Model
+
+
+class Readiness(Response):
+    """Whether the service can work now: each dependency checked (and the answer kept a few
+    seconds)."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str] = Field(description="per dependency: `ok`, or why it is not")

@@ -1,4 +1,5 @@
-// The web page's behaviour: upload, watch (poll), chart, retry. Plain JS, no build step.
+// The web page's behaviour: upload, watch (poll), chart, retry, and the operations view. Plain JS,
+// no build step.
 "use strict";
 
 (() => {
@@ -610,6 +611,361 @@
     updateEmpty();
   }
 
+  // ---------------------------------------------------------------- operations view
+
+  // The local runtime serves Prometheus text at GET /metrics; read every 2 s, it is drawn as a
+  // few small charts. A deployment has no such route (API Gateway answers 403 for it, a server
+  // without it 404): the panel then stays hidden and the page never asks again.
+  const OPS_MS = 2000;
+  const OPS_READINGS = 90; // three minutes of readings on every line chart
+  const MINUTE_MS = 60000;
+  const CHART_W = 300;
+  const CHART_H = 96;
+  const opsUi = {
+    root: $("ops"),
+    status: $("ops-status"),
+    backlog: $("ops-backlog"),
+    jobs: $("ops-jobs"),
+    latency: $("ops-latency"),
+    dead: $("ops-dead"),
+    webhooks: $("ops-webhooks"),
+  };
+  const ops = { readings: [] };
+
+  /** Prometheus' text format → [{name, labels, value}] (comments and blank lines skipped). */
+  function parseMetrics(text) {
+    const samples = [];
+    for (const line of text.split("\n")) {
+      const m = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line.trim());
+      if (!m) continue;
+      const labels = {};
+      for (const [, k, v] of (m[2] || "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[k] = v;
+      samples.push({ name: m[1], labels, value: Number(m[3]) });
+    }
+    return samples;
+  }
+
+  /** One reading: the counters summed over their labels, the latency quantiles, the queues. */
+  function opsReading(samples, at) {
+    const total = (name) =>
+      samples.filter((s) => s.name === name).reduce((sum, s) => sum + s.value, 0);
+    const quantile = (q) => {
+      const s = samples.find(
+        (x) => x.name === "imgcls_classification_latency_ms" && x.labels.quantile === q,
+      );
+      return s ? s.value : NaN;
+    };
+    const queues = new Map();
+    const queue = (name) => {
+      if (!queues.has(name)) {
+        queues.set(name, { name, visible: 0, in_flight: 0, delayed: 0, maxAge: NaN });
+      }
+      return queues.get(name);
+    };
+    for (const s of samples) {
+      if (s.name === "imgcls_queue_messages") queue(s.labels.queue)[s.labels.state] = s.value;
+      if (s.name === "imgcls_queue_oldest_message_max_age_seconds") {
+        queue(s.labels.queue).maxAge = s.value;
+      }
+    }
+    return {
+      at,
+      succeeded: total("imgcls_jobs_succeeded_total"),
+      failed: total("imgcls_jobs_failed_total"),
+      deadLetters: total("imgcls_dead_letters_total"),
+      delivered: total("imgcls_webhooks_delivered_total"),
+      webhooksFailed: total("imgcls_webhooks_failed_total"),
+      p50: quantile("0.5"),
+      p95: quantile("0.95"),
+      queues: [...queues.values()],
+    };
+  }
+
+  const COUNTERS = ["succeeded", "failed", "deadLetters", "delivered", "webhooksFailed"];
+
+  function addReading(reading) {
+    const last = ops.readings[ops.readings.length - 1];
+    // Counters only grow: a smaller one means the runtime restarted, and its history is gone.
+    if (last && COUNTERS.some((key) => reading[key] < last[key])) ops.readings = [];
+    ops.readings.push(reading);
+    if (ops.readings.length > OPS_READINGS) ops.readings.shift();
+  }
+
+  /** How much a counter grew in the minute before reading ``i`` (since the first, if sooner). */
+  function perMinute(key, i = ops.readings.length - 1) {
+    const now = ops.readings[i];
+    let base = now;
+    for (let j = i; j >= 0 && now.at - ops.readings[j].at <= MINUTE_MS; j -= 1) {
+      base = ops.readings[j];
+    }
+    return now[key] - base[key];
+  }
+
+  function perMinuteSeries(key) {
+    return ops.readings.map((_, i) => perMinute(key, i));
+  }
+
+  /** GET metrics: "ok" with the samples, "absent" (no such route here) or "down". */
+  async function readMetrics() {
+    let resp;
+    try {
+      resp = await fetch(new URL("metrics", document.baseURI), { cache: "no-store" });
+      const type = resp.headers.get("content-type") || "";
+      if (resp.ok && type.startsWith("text/plain")) {
+        return { state: "ok", samples: parseMetrics(await resp.text()) };
+      }
+    } catch (_) {
+      return { state: "down", samples: [] };
+    }
+    return { state: resp.status >= 500 ? "down" : "absent", samples: [] };
+  }
+
+  async function opsTick() {
+    if (!document.hidden) {
+      const { state, samples } = await readMetrics();
+      if (state === "absent") {
+        opsUi.root.hidden = true; // a deployment: never ask again
+        return;
+      }
+      if (state === "ok") {
+        addReading(opsReading(samples, Date.now()));
+        opsUi.root.hidden = false;
+        renderOps();
+      } else {
+        opsUi.root.dataset.state = "stale";
+        opsUi.status.textContent = "Not answering; trying again every 2 s.";
+      }
+    }
+    setTimeout(opsTick, OPS_MS);
+  }
+
+  function renderOps() {
+    const now = ops.readings[ops.readings.length - 1];
+    opsUi.root.dataset.state = "live";
+    opsUi.root.dataset.readings = String(ops.readings.length);
+    opsUi.status.textContent = `Updated ${new Date(now.at).toLocaleTimeString()}`;
+    renderBacklog(now);
+    renderJobsPerMinute(now);
+    renderLatency(now);
+    renderDeadLetters(now);
+    renderWebhooks(now);
+  }
+
+  function shortQueue(name) {
+    return name.replace(/^imgcls-/, "");
+  }
+
+  function formatMs(ms) {
+    return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
+  }
+
+  /** "3 waiting, 10 in flight; oldest ≤ 4 s": the age is an upper bound (see ops_metrics.py). */
+  function describeQueue(q) {
+    if (q.visible + q.in_flight + q.delayed === 0) return "empty";
+    const delayed = q.delayed ? `, ${q.delayed} delayed` : "";
+    const age = Number.isFinite(q.maxAge) ? `oldest ≤ ${Math.round(q.maxAge)} s` : "oldest n/a";
+    return `${q.visible} waiting, ${q.in_flight} in flight${delayed}; ${age}`;
+  }
+
+  function renderBacklog(now) {
+    const queues = now.queues.filter((q) => !q.name.endsWith("-dlq"));
+    const rows = queues.map((q) => ({
+      label: shortQueue(q.name),
+      parts: [
+        { value: q.visible, cls: "ops-visible" },
+        { value: q.in_flight, cls: "ops-inflight" },
+        { value: q.delayed, cls: "ops-delayed" },
+      ],
+    }));
+    barChart(opsUi.backlog, rows, [
+      { name: "waiting", cls: "ops-visible" },
+      { name: "in flight", cls: "ops-inflight" },
+      { name: "delayed", cls: "ops-delayed" },
+    ]);
+    numbers(
+      opsUi.backlog,
+      queues.map((q) => ({ key: q.name, term: q.name, value: describeQueue(q) })),
+    );
+  }
+
+  function renderJobsPerMinute(now) {
+    lineChart(opsUi.jobs, "/min", [
+      { name: "succeeded", cls: "ops-ok", values: perMinuteSeries("succeeded") },
+      { name: "failed", cls: "ops-fail", values: perMinuteSeries("failed") },
+    ]);
+    numbers(opsUi.jobs, [
+      counterNumber("succeeded", "Succeeded", now),
+      counterNumber("failed", "Failed", now),
+    ]);
+  }
+
+  function counterNumber(key, term, now) {
+    return { key, term, value: `${now[key]} in all, ${perMinute(key)} in the last minute` };
+  }
+
+  function renderLatency(now) {
+    lineChart(opsUi.latency, "ms", [
+      { name: "p50", cls: "ops-p50", values: ops.readings.map((r) => r.p50) },
+      { name: "p95", cls: "ops-p95", values: ops.readings.map((r) => r.p95) },
+    ]);
+    const shown = (ms) =>
+      Number.isFinite(ms) ? formatMs(ms) : "n/a: nothing classified in the last minute";
+    numbers(opsUi.latency, [
+      { key: "p50", term: "p50", value: shown(now.p50) },
+      { key: "p95", term: "p95", value: shown(now.p95) },
+    ]);
+  }
+
+  function renderDeadLetters(now) {
+    const dlqs = now.queues.filter((q) => q.name.endsWith("-dlq"));
+    const rows = [
+      { label: "dead-lettered", parts: [{ value: now.deadLetters, cls: "ops-fail" }] },
+      ...dlqs.map((q) => ({
+        label: shortQueue(q.name),
+        parts: [
+          { value: q.visible, cls: "ops-visible" },
+          { value: q.in_flight, cls: "ops-inflight" },
+        ],
+      })),
+    ];
+    barChart(opsUi.dead, rows, [
+      { name: "dead-lettered", cls: "ops-fail" },
+      { name: "waiting", cls: "ops-visible" },
+      { name: "in flight", cls: "ops-inflight" },
+    ]);
+    numbers(opsUi.dead, [
+      {
+        key: "deadLetters",
+        term: "Jobs dead-lettered",
+        value: `${now.deadLetters} in all, ${perMinute("deadLetters")} in the last minute`,
+      },
+      ...dlqs.map((q) => ({ key: q.name, term: q.name, value: describeQueue(q) })),
+    ]);
+  }
+
+  function renderWebhooks(now) {
+    lineChart(opsUi.webhooks, "/min", [
+      { name: "delivered", cls: "ops-ok", values: perMinuteSeries("delivered") },
+      { name: "failed", cls: "ops-fail", values: perMinuteSeries("webhooksFailed") },
+    ]);
+    numbers(opsUi.webhooks, [
+      counterNumber("delivered", "Delivered", now),
+      counterNumber("webhooksFailed", "Failed attempts", now),
+    ]);
+  }
+
+  /** The figure's numbers as text, and the same as its chart's accessible name. */
+  function numbers(figure, items) {
+    const list = figure.querySelector(".ops-numbers");
+    const nodes = [];
+    for (const item of items) {
+      const dd = el("dd", null, item.value);
+      dd.dataset.key = item.key;
+      nodes.push(el("dt", null, item.term), dd);
+    }
+    list.replaceChildren(...nodes);
+    const caption = figure.querySelector("figcaption").textContent;
+    const summary = items.map((item) => `${item.term}: ${item.value}`).join("; ");
+    figure.querySelector("svg").setAttribute("aria-label", `${caption}. ${summary}`);
+  }
+
+  /** 1, 2 or 5 times a power of ten: the top of a chart's scale. */
+  function niceMax(value) {
+    const power = 10 ** Math.floor(Math.log10(Math.max(1, value)));
+    return [1, 2, 5, 10].map((m) => m * power).find((top) => top >= value);
+  }
+
+  function svgNode(tag, attributes) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, String(v));
+    return node;
+  }
+
+  /** Lines over the last readings, newest on the right; gaps where a value is unknown. */
+  function lineChart(figure, unit, series) {
+    const svg = figure.querySelector("svg");
+    const top = 16;
+    const bottom = CHART_H - 3;
+    const known = series.flatMap((s) => s.values.filter(Number.isFinite));
+    const max = niceMax(Math.max(1, ...known));
+    const x = (i, n) => CHART_W - (n - 1 - i) * (CHART_W / (OPS_READINGS - 1));
+    const y = (v) => bottom - (v / max) * (bottom - top);
+    svg.setAttribute("viewBox", `0 0 ${CHART_W} ${CHART_H}`);
+    const nodes = [
+      svgNode("line", { x1: 0, x2: CHART_W, y1: top, y2: top, class: "ops-grid-line" }),
+      svgNode("line", { x1: 0, x2: CHART_W, y1: bottom, y2: bottom, class: "ops-axis" }),
+      svgText(`${max} ${unit}`, { x: 0, y: 11, cls: "ops-scale" }),
+    ];
+    for (const s of series) {
+      let d = "";
+      let last = null;
+      s.values.forEach((v, i) => {
+        if (!Number.isFinite(v)) {
+          last = null;
+          return;
+        }
+        const point = `${x(i, s.values.length).toFixed(1)} ${y(v).toFixed(1)}`;
+        d += `${last === null ? "M" : "L"}${point} `;
+        last = [x(i, s.values.length), y(v)];
+      });
+      const path = svgNode("path", { d: d.trim(), class: `ops-line ${s.cls}` });
+      path.dataset.series = s.name;
+      path.dataset.values = s.values
+        .map((v) => (Number.isFinite(v) ? String(Math.round(v * 10) / 10) : ""))
+        .join(",");
+      nodes.push(path);
+      if (last) nodes.push(svgNode("circle", { cx: last[0], cy: last[1], r: 2.5, class: s.cls }));
+    }
+    nodes.push(legend(series, 11));
+    svg.replaceChildren(...nodes);
+  }
+
+  /** The series' names in their colours, right-aligned on one line. */
+  function legend(series, y) {
+    const line = svgText("", { x: CHART_W, y, cls: "ops-legend" });
+    line.setAttribute("text-anchor", "end");
+    for (const s of series) {
+      const key = svgNode("tspan", { class: `ops-key ${s.cls}`, dx: 8 });
+      key.textContent = `● ${s.name}`;
+      line.append(key);
+    }
+    return line;
+  }
+
+  /** Horizontal bars, each made of stacked parts, with its total at the end. */
+  function barChart(figure, rows, parts) {
+    const svg = figure.querySelector("svg");
+    const row = 22;
+    const head = 18; // the legend's line
+    const labelW = 92;
+    const valueW = 44;
+    const span = CHART_W - labelW - valueW;
+    const totals = rows.map((r) => r.parts.reduce((sum, p) => sum + p.value, 0));
+    const max = niceMax(Math.max(1, ...totals));
+    svg.setAttribute("viewBox", `0 0 ${CHART_W} ${head + row * rows.length}`);
+    const nodes = [legend(parts, 11)];
+    rows.forEach((r, i) => {
+      const g = svgNode("g", { transform: `translate(0 ${head + i * row})`, class: "ops-bar-row" });
+      g.dataset.total = String(totals[i]);
+      g.append(svgText(r.label, { x: 0, y: 15, cls: "ops-bar-label" }));
+      g.append(svgNode("rect", { x: labelW, y: 5, width: span, height: 12, class: "ops-track" }));
+      let at = labelW;
+      for (const part of r.parts) {
+        const width = (span * part.value) / max;
+        if (width > 0) {
+          const cls = `ops-bar ${part.cls}`;
+          g.append(svgNode("rect", { x: at, y: 5, width, height: 12, class: cls }));
+        }
+        at += width;
+      }
+      const value = svgText(String(totals[i]), { x: CHART_W, y: 15, cls: "ops-bar-value" });
+      value.setAttribute("text-anchor", "end");
+      g.append(value);
+      nodes.push(g);
+    });
+    svg.replaceChildren(...nodes);
+  }
+
   // ---------------------------------------------------------------- wiring
 
   function wire() {
@@ -661,4 +1017,5 @@
   ui.key.value = readStoredKey();
   commitKey();
   updateEmpty();
+  opsTick();
 })();

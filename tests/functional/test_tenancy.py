@@ -23,6 +23,7 @@ from tests.photos import cat_jpeg
 
 PUBLIC = {
     ("/health", "GET"),
+    ("/ready", "GET"),
     ("/openapi.json", "GET"),
     ("/docs", "GET"),
     ("/", "GET"),

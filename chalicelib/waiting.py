@@ -1,0 +1,71 @@
+"""Long polls: read something again and again until it is done or the time is up.
+
+The reads start 25 ms apart and grow by half each time up to one a second: a job that finishes
+in 30 ms is seen within a few milliseconds of it, and a 20-second wait costs about 27 reads, not
+the 800 a fixed 25 ms would. An answer comes at most one interval after it was ready (and
+never after the deadline).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from chalicelib.contract import MAX_WAIT_S
+
+FIRST_INTERVAL_S = 0.025
+GROWTH = 1.5
+LONGEST_INTERVAL_S = 1.0
+
+
+def intervals() -> Iterator[float]:
+    """The pauses between reads: 25 ms, 37.5 ms, 56 ms, … up to 1 s, then 1 s."""
+    interval = FIRST_INTERVAL_S
+    while True:
+        yield interval
+        interval = min(LONGEST_INTERVAL_S, interval * GROWTH)
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The clock a long poll reads and the way it sleeps (tests give their own)."""
+
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+def wait_until[T](
+    read: Callable[[], T],
+    done: Callable[[T], bool],
+    *,
+    seconds: float,
+    pause: Pause | None = None,
+) -> T:
+    """``read()`` until ``done`` says so or ``seconds`` have passed; the last value read."""
+    pause = pause or Pause()
+    deadline = pause.clock() + seconds
+    value = read()
+    for interval in intervals():
+        left = deadline - pause.clock()
+        if done(value) or left <= 0:
+            return value
+        pause.sleep(min(interval, left))
+        value = read()
+    raise AssertionError("unreachable")  # intervals() never ends
+
+
+def parse_prefer_wait(header: str | None) -> float | None:
+    """The ``wait`` preference of an RFC 7240 ``Prefer`` header (``respond-async, wait=5``),
+    capped at ``MAX_WAIT_S``; None when there is none or it is not a positive number (a
+    preference the server does not understand is ignored, as the RFC says)."""
+    for preference in (header or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() != "wait":
+            continue
+        try:
+            seconds = float(value.strip().strip('"'))
+        except ValueError:
+            return None
+        return min(seconds, MAX_WAIT_S) if 0 < seconds < float("inf") else None
+    return None
