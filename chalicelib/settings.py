@@ -113,6 +113,11 @@ class Settings(BaseModel):
         "us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
     endpoint_url: str | None = _env("AWS_ENDPOINT_URL", None)
+    # botocore's per-service overrides: LocalStack for S3, SQS and SNS with DynamoDB on moto, say.
+    endpoint_url_s3: str | None = _env("AWS_ENDPOINT_URL_S3", None)
+    endpoint_url_sqs: str | None = _env("AWS_ENDPOINT_URL_SQS", None)
+    endpoint_url_sns: str | None = _env("AWS_ENDPOINT_URL_SNS", None)
+    endpoint_url_dynamodb: str | None = _env("AWS_ENDPOINT_URL_DYNAMODB", None)
     localstack_host: str | None = _env("LOCALSTACK_HOST", None)
     lambda_function: str | None = _env("AWS_LAMBDA_FUNCTION_NAME", None)
     bucket: str = _env("IMAGES_BUCKET", "imgcls-images")
@@ -145,6 +150,17 @@ class Settings(BaseModel):
     fault_rate: float = _env("FAULT_RATE", 0.0, ge=0.0, le=1.0)
     crash_rate: float = _env("CRASH_RATE", 0.0, ge=0.0, le=1.0)
     fault_seed: int | None = _env("FAULT_SEED", None)
+
+    def endpoint_for(self, service: str) -> str | None:
+        """Where ``service`` is reached: its own ``AWS_ENDPOINT_URL_<SERVICE>``, else
+        ``AWS_ENDPOINT_URL``, else AWS (None)."""
+        specific: str | None = getattr(self, f"endpoint_url_{service}", None)
+        return specific or self.endpoint_url
+
+    @property
+    def emulated(self) -> bool:
+        """Whether any service is reached at an endpoint of our choosing (an emulator)."""
+        return any(self.endpoint_for(s) for s in ("s3", "sqs", "sns", "dynamodb"))
 
     @property
     def deployed(self) -> bool:

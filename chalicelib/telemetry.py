@@ -132,6 +132,37 @@ class Registry:
             recent.popleft()
         return sorted(value for _, value in recent)
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything, as JSON-ready data (for another process to merge)."""
+        now = self._clock()
+        with self._lock:
+            return {
+                "counters": [
+                    [n, list(map(list, labels)), v] for (n, labels), v in self._counters.items()
+                ],
+                "summaries": {n: list(v) for n, v in self._summaries.items()},
+                "recent": {n: [[now - t, v] for t, v in d] for n, d in self._recent.items()},
+                "help": dict(self._help),
+            }
+
+    def merge(self, snapshot: dict[str, Any]) -> None:
+        """Add another registry's snapshot to this one (the local runtime merges its workers')."""
+        now = self._clock()
+        with self._lock:
+            for name, labels, value in snapshot["counters"]:
+                key = (name, tuple((k, v) for k, v in labels))
+                self._counters[key] = self._counters.get(key, 0.0) + value
+            for name, (count, total) in snapshot["summaries"].items():
+                entry = self._summaries.setdefault(name, [0.0, 0.0])
+                entry[0] += count
+                entry[1] += total
+            for name, values in snapshot["recent"].items():
+                recent = self._recent.setdefault(name, deque(maxlen=RECENT_MAX))
+                merged = sorted([*recent, *((now - age, v) for age, v in values)])
+                recent.clear()
+                recent.extend(merged)
+            self._help.update(snapshot["help"])
+
     def prometheus(self) -> str:
         """Everything, in Prometheus' text exposition format."""
         lines: list[str] = []
@@ -182,6 +213,14 @@ _METRICS: dict[str, tuple[str, str]] = {
     "event_publish_ms": ("EventPublish", "publishing a batch's job events, per image, in ms"),
     "webhook_latency_ms": ("WebhookLatency", "one webhook attempt, in ms"),
 }
+
+
+def count_call(service: str, operation: str) -> None:
+    """Count one AWS call, in-process only: a metric per call would cost more in CloudWatch
+    than the call itself."""
+    REGISTRY.count(
+        "aws_calls", 1, {"service": service, "operation": operation}, "AWS API calls made"
+    )
 
 
 def count(name: str, value: int = 1, **labels: str) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.settings import LOCAL_API_KEY, Settings
+from chalicelib.telemetry import REGISTRY, Registry
 from infra.bootstrap import Resources, bootstrap
 from infra.faults import SimulatedCrash
 
@@ -37,11 +38,16 @@ if TYPE_CHECKING:
     from chalice.app import Chalice
     from mypy_boto3_sqs import SQSClient
 
+    from infra.worker import WorkerProcess
+
 log = logging.getLogger("imgcls.local")
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_TENANT = "local"
 STAGE = "dev"
+# Functions that run in a process of their own, as on Lambda: the classifier, whose model and
+# decoding should never wait for the interpreter lock the API's threads hold.
+OWN_PROCESS = frozenset({"classify"})
 
 
 class LambdaContext:
@@ -254,6 +260,49 @@ def config_environment(config: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def start_function_pollers(
+    app: Chalice, config: dict[str, Any], source: Any, *, settings: Settings, stop: threading.Event
+) -> list[SqsPoller]:
+    """Start one function's pollers as Lambda's SQS poller would drive it: one per concurrent
+    execution (its reserved concurrency), with its batch size, window, timeout and memory."""
+    from chalicelib.aws import AwsClients
+
+    sqs = AwsClients(settings).sqs
+    name = source.name
+    url = sqs.get_queue_url(QueueName=source.queue)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    concurrency = int(function_setting(config, name, "reserved_concurrency", 2) or 1)
+    pollers = []
+    for _ in range(max(1, concurrency)):
+        poller = SqsPoller(
+            sqs=sqs,
+            queue_url=url,
+            queue_arn=arn,
+            region=settings.region,
+            handler=app.handler_map[name],
+            function_name=name,
+            batch_size=source.batch_size,
+            window_s=float(source.maximum_batching_window_in_seconds),
+            timeout_s=int(function_setting(config, name, "lambda_timeout", 60)),
+            memory_mb=int(function_setting(config, name, "lambda_memory_size", 128)),
+            stop=stop,
+        )
+        poller.start()
+        pollers.append(poller)
+    log.info(
+        "%s: polling %s, batch %d, window %ss, concurrency %d%s",
+        name,
+        source.queue,
+        source.batch_size,
+        source.maximum_batching_window_in_seconds,
+        concurrency,
+        f", process {os.getpid()}",
+    )
+    return pollers
+
+
 class LocalRuntime:
     """Everything ``make run`` starts, startable and stoppable from tests too."""
 
@@ -266,6 +315,7 @@ class LocalRuntime:
         visibility_timeout_s: int = 5,
         poll: bool = True,
         emulator_in_process: bool = False,
+        workers_in_processes: bool = True,
     ) -> None:
         self.host = host
         self.emulator_in_process = emulator_in_process
@@ -275,6 +325,8 @@ class LocalRuntime:
         self.poll = poll
         self.stop_event = threading.Event()  # pollers in use stop when it is set
         self.pollers: list[SqsPoller] = []
+        self.workers: list[WorkerProcess] = []
+        self.workers_in_processes = workers_in_processes
         self.resources: Resources | None = None
         self.seeded_keys: dict[str, str] = {}
         self._emulator = contextlib.ExitStack()  # stops the emulator this runtime started
@@ -345,19 +397,40 @@ class LocalRuntime:
             self.start_pollers()
 
     def start_pollers(self) -> None:
-        """Start the SQS pollers and SNS deliveries (``start()`` does, unless ``poll=False``)."""
-        from chalicelib.aws import AwsClients
+        """Start the SQS pollers (``start()`` does, unless ``poll=False``): the classifier in a
+        process of its own, as Lambda runs each function, the light functions in this one."""
+        from infra.worker import WorkerProcess
 
-        if self._app is None or self.pollers:
+        if self._app is None or self.pollers or self.workers:
             raise RuntimeError("start_pollers() needs a started runtime without pollers")
         self.stop_event = threading.Event()
-        clients = AwsClients(Settings.from_env())
+        settings = Settings.from_env()
         for source in self._app.event_sources:
             kind = type(source).__name__
-            if kind == "SQSEventConfig":
-                self._start_sqs_pollers(self._app, self._config, source, clients)
-            else:  # every handler of this app is SQS-driven; say so if one is not
+            if kind != "SQSEventConfig":  # every handler of this app is SQS-driven
                 log.warning("%s: %s events are not emulated locally", source.name, kind)
+            elif source.name in OWN_PROCESS and self.workers_in_processes:
+                self.workers.append(WorkerProcess(source.name))
+            else:
+                self.pollers += start_function_pollers(
+                    self._app, self._config, source, settings=settings, stop=self.stop_event
+                )
+
+    def metrics(self) -> Registry:
+        """The counters of every function: this process's and its workers'."""
+        merged = Registry()
+        merged.merge(REGISTRY.snapshot())
+        for worker in self.workers:
+            merged.merge(worker.snapshot()["registry"])
+        return merged
+
+    def poller_stats(self, function: str) -> list[PollerStats]:
+        """The counters of a function's pollers, wherever they run."""
+        found = [p.stats for p in self.pollers if p.name == f"sqs-{function}"]
+        for worker in self.workers:
+            if worker.function == function:
+                found += [PollerStats(**stats) for stats in worker.snapshot()["pollers"]]
+        return found
 
     def _start_http(self, app: Chalice, config: dict[str, Any]) -> None:
         from chalice.config import Config
@@ -374,47 +447,15 @@ class LocalRuntime:
         # Chalice's handler knows the methods API Gateway routes; answer any other (TRACE,
         # QUERY, …) with a JSON 405 as API Gateway refuses them, not http.server's HTML 501.
         self._http.server.RequestHandlerClass = functools.partial(
-            _request_handler(_status_gateway(config)), app_object=app, config=chalice_cfg
+            _request_handler(_status_gateway(config), self.metrics),
+            app_object=app,
+            config=chalice_cfg,
         )
         self.port = self._http.server.server_address[1]
         self._http_thread = threading.Thread(
             target=self._http.server.serve_forever, name="http", daemon=True
         )
         self._http_thread.start()
-
-    def _start_sqs_pollers(
-        self, app: Chalice, config: dict[str, Any], source: Any, clients: Any
-    ) -> None:
-        name = source.name
-        url = clients.sqs.get_queue_url(QueueName=source.queue)["QueueUrl"]
-        arn = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        concurrency = int(function_setting(config, name, "reserved_concurrency", 2) or 1)
-        for _ in range(max(1, concurrency)):
-            poller = SqsPoller(
-                sqs=clients.sqs,
-                queue_url=url,
-                queue_arn=arn,
-                region=os.environ["AWS_DEFAULT_REGION"],
-                handler=app.handler_map[name],
-                function_name=name,
-                batch_size=source.batch_size,
-                window_s=float(source.maximum_batching_window_in_seconds),
-                timeout_s=int(function_setting(config, name, "lambda_timeout", 60)),
-                memory_mb=int(function_setting(config, name, "lambda_memory_size", 128)),
-                stop=self.stop_event,
-            )
-            poller.start()
-            self.pollers.append(poller)
-        log.info(
-            "%s: polling %s, batch %d, window %ss, concurrency %d",
-            name,
-            source.queue,
-            source.batch_size,
-            source.maximum_batching_window_in_seconds,
-            concurrency,
-        )
 
     @property
     def url(self) -> str:
@@ -424,9 +465,12 @@ class LocalRuntime:
     def stop_pollers(self) -> None:
         """Stop the pollers after their current batch; ``start_pollers()`` starts new ones."""
         self.stop_event.set()
+        for worker in self.workers:
+            worker.stop()
         for poller in self.pollers:
             poller.join(timeout=30)
         self.pollers = []
+        self.workers = []
 
     def stop(self) -> None:
         """Stop pollers, the HTTP server and the emulator, in that order."""
@@ -457,7 +501,7 @@ def _status_gateway(config: dict[str, Any]) -> Any:
 _STATUS_PATH = re.compile(r"^/jobs/[^/?]+(\?.*)?$")
 
 
-def _request_handler(status_gateway: Any) -> type:
+def _request_handler(status_gateway: Any, metrics: Callable[[], Registry] | None = None) -> type:
     from chalice.local import ChaliceRequestHandler
 
     class RequestHandler(ChaliceRequestHandler):
@@ -488,10 +532,10 @@ def _request_handler(status_gateway: Any) -> type:
             if self.path.split("?", 1)[0] != "/metrics":
                 self._generic_handle()  # the status route is chosen there
                 return
-            from chalicelib.telemetry import REGISTRY
             from infra.ops_metrics import queue_gauges
 
-            body = (REGISTRY.prometheus() + queue_gauges()).encode()
+            registry = metrics() if metrics is not None else REGISTRY
+            body = (registry.prometheus() + queue_gauges()).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -140,10 +141,45 @@ def test_the_emulator_runs_in_a_process_of_its_own(runtime: Runtime) -> None:
     )  # its parent is the runtime, which stops it
 
 
+def _children(pid: int) -> dict[int, bytes]:
+    from pathlib import Path
+
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if stat[1] == str(pid):
+                    found[int(entry.name)] = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+    return found
+
+
+def test_the_classifier_runs_in_a_process_of_its_own_and_its_metrics_reach_the_runtime(
+    runtime: Runtime,
+) -> None:
+    """As Lambda runs each function apart: the model never waits for the API's threads."""
+    workers = [pid for pid, cmd in _children(runtime.process.pid).items() if b"infra.worker" in cmd]
+    assert len(workers) == 1, "one classify worker (reserved concurrency 1)"
+    assert b"classify" in _children(runtime.process.pid)[workers[0]]
+
+    job_id = runtime.submit(cat_jpeg(), "image/jpeg")
+    assert runtime.wait_for(job_id)["status"] == "SUCCEEDED"
+    metrics = runtime.http.get("/metrics").text
+
+    # Counted in the worker, merged into the runtime's /metrics.
+    assert "imgcls_jobs_succeeded_total" in metrics
+    assert 'imgcls_aws_calls_total{operation="UpdateItem",service="dynamodb"}' in metrics
+
+
 def test_ctrl_c_stops_everything_cleanly(runtime: Runtime) -> None:
+    workers = [pid for pid, cmd in _children(runtime.process.pid).items() if b"infra.worker" in cmd]
     out = runtime.stop()
     assert runtime.process.returncode == 0, out
     assert "stopped" in out
+    for pid in workers:  # the classify worker stopped with it (and was reaped)
+        assert not os.path.exists(f"/proc/{pid}")
     with pytest.raises(requests.ConnectionError):
         runtime.http.get("/health", timeout=2)
     with pytest.raises(requests.ConnectionError):  # the emulator's process stopped with it

@@ -72,3 +72,26 @@ def test_prometheus_text_has_counters_with_labels_and_summaries() -> None:
     assert "imgcls_queue_wait_ms_count 2" in text
     assert "imgcls_queue_wait_ms_sum 40" in text
     assert registry.value("jobs_failed", code="undecodable_image") == 3
+
+
+def test_a_workers_registry_merges_into_the_runtimes() -> None:
+    from chalicelib.telemetry import Registry
+
+    now = 100.0
+    runtime, worker = Registry(clock=lambda: now), Registry(clock=lambda: now)
+    runtime.count("jobs_failed", 1, {"code": "retries_exhausted"}, "failed")
+    worker.count("jobs_failed", 2, {"code": "undecodable_image"}, "failed")
+    worker.count("jobs_succeeded", 5, {}, "succeeded")
+    for ms in (10.0, 20.0, 30.0):
+        worker.observe("classification_latency_ms", ms, "latency")
+
+    merged = Registry(clock=lambda: now)
+    merged.merge(runtime.snapshot())
+    merged.merge(worker.snapshot())
+
+    assert merged.value("jobs_failed", code="retries_exhausted") == 1
+    assert merged.value("jobs_failed", code="undecodable_image") == 2
+    assert merged.value("jobs_succeeded") == 5
+    assert merged.summary("classification_latency_ms") == (3, 60.0)
+    assert merged.quantile("classification_latency_ms", 0.5) == 20.0
+    assert 'imgcls_jobs_failed_total{code="undecodable_image"} 2' in merged.prometheus()
