@@ -28,6 +28,7 @@ from typing import Any, TextIO
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 DIRECT_LIMIT = 4 * 1024 * 1024  # the API's default per-request image limit
 DEFAULT_URL = "http://127.0.0.1:8000"
+LONGEST_WAIT_S = 20  # what the API waits at most per request
 LOCAL_KEY = "local-dev-key-change-me"
 FINISHED = ("SUCCEEDED", "FAILED", "REJECTED")  # REJECTED: refused at submission, never a job
 UNSUCCESSFUL = ("FAILED", "REJECTED")
@@ -180,21 +181,28 @@ def progress(items: Sequence[Item], width: int = 30) -> str:
 
 
 def wait(api: Api, items: list[Item], *, timeout_s: float, out: TextIO) -> None:
-    """Poll until every submitted job is SUCCEEDED or FAILED (or the time is up)."""
-    waiting = [i for i in items if i.job_id]
+    """Wait until every submitted job is SUCCEEDED or FAILED (or the time is up), asking the
+    server to answer when each is done (``GET /jobs/{id}?wait=N``): no polling loop. Jobs finish
+    about in the order they were sent, so the oldest unfinished one is waited on first."""
     deadline = time.monotonic() + timeout_s
     try:
         while True:
-            for item in waiting:
-                if item.status not in FINISHED:
-                    status, answer = api.call("GET", f"/jobs/{item.job_id}")
-                    if status == 200:
-                        item.job = answer
             out.write(f"\r{progress(items)}")
             out.flush()
-            if all(i.status in FINISHED for i in waiting) or time.monotonic() > deadline:
+            pending = [i for i in items if i.job_id and i.status not in FINISHED]
+            left = deadline - time.monotonic()
+            if not pending or left <= 0:
                 return
-            time.sleep(0.5)
+            item = pending[0]
+            seconds = max(1, min(LONGEST_WAIT_S, int(left)))
+            status, answer = api.call("GET", f"/jobs/{item.job_id}?wait={seconds}")
+            if status == 200:
+                item.job = answer
+            elif status == 404:
+                item.error = answer.get("error", {}).get("message", "the job is gone")
+                item.job = {"status": "FAILED"}
+            else:
+                time.sleep(1)  # a 5xx or a throttle: ask again in a moment
     finally:
         out.write("\n")  # whatever follows starts on a line of its own
 

@@ -1,10 +1,12 @@
-// The web page's behaviour: upload, watch (poll), chart, retry, and the operations view. Plain JS,
+// The web page's behaviour: upload, watch (long polls), chart, retry, and the operations view. Plain JS,
 // no build step.
 "use strict";
 
 (() => {
   const KEY_STORAGE = "imgcls.apiKey";
-  const POLL_MS = 1000;
+  const WAIT_S = 20; // the longest the API waits for a job to finish
+  const WATCHERS = 2;
+  const RETRY_MS = 1000;
   const UPLOADS_AT_ONCE = 3;
   const LIST_LIMIT = 20;
   const TERMINAL = new Set(["SUCCEEDED", "FAILED", "REJECTED"]);
@@ -38,7 +40,7 @@
     key: "",
     generation: 0, // bumped when the key changes: late answers for the old key are dropped
     jobs: new Map(), // local id → job
-    timer: null,
+    watching: 0,
     nextToken: null,
     localIds: 0,
     batchIds: 0,
@@ -218,35 +220,50 @@
     }
   }
 
-  // ---------------------------------------------------------------- polling
+  // ---------------------------------------------------------------- waiting (long polls)
+  // Nothing polls on a timer: a watcher asks the server to answer when a job is finished
+  // (GET jobs/{id}?wait=20), takes the next unfinished job when it has its answer, and comes
+  // back to a job still running after the 20 s. Two watchers at most: a browser opens six
+  // connections to a host, and the uploads need theirs.
 
-  function schedulePoll(delay = POLL_MS) {
-    if (state.timer === null) state.timer = setTimeout(pollOnce, delay);
+  function schedulePoll() {
+    while (state.watching < WATCHERS) {
+      const job = activeJobs().find((j) => !j.watched);
+      if (!job) return;
+      job.watched = true;
+      state.watching += 1;
+      watch(job).finally(() => {
+        job.watched = false;
+        state.watching -= 1;
+        schedulePoll();
+      });
+    }
   }
 
   function activeJobs() {
     return [...state.jobs.values()].filter((j) => j.jobId && !TERMINAL.has(j.status));
   }
 
-  async function refresh(job) {
+  async function refresh(job, { wait = 0 } = {}) {
     const generation = state.generation;
+    const query = wait ? `?wait=${wait}` : "";
     try {
-      const data = await api("GET", `jobs/${encodeURIComponent(job.jobId)}`);
+      const data = await api("GET", `jobs/${encodeURIComponent(job.jobId)}${query}`);
       if (generation === state.generation) applyServerJob(job, data);
     } catch (err) {
-      // A 404 means the job is gone; anything else is worth another try on the next tick.
+      // A 404 means the job is gone; anything else is worth another try in a moment.
       if (err.status === 404 && generation === state.generation) {
         job.error = { code: err.code, message: err.message };
         setStatus(job, "REJECTED");
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
       }
     }
   }
 
-  async function pollOnce() {
-    state.timer = null;
+  async function watch(job) {
     if (!state.key) return;
-    await Promise.all(activeJobs().map(refresh));
-    if (activeJobs().length) schedulePoll();
+    await refresh(job, { wait: WAIT_S });
   }
 
   // ---------------------------------------------------------------- earlier jobs
@@ -596,8 +613,6 @@
 
   function reset() {
     state.generation += 1;
-    clearTimeout(state.timer);
-    state.timer = null;
     state.uploadQueue = [];
     for (const job of state.jobs.values()) {
       if (job.thumb && job.thumb.startsWith("blob:")) URL.revokeObjectURL(job.thumb);

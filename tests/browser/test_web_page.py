@@ -256,3 +256,26 @@ def test_earlier_jobs_are_listed_on_load_and_the_page_fits_a_phone(
     )
     expect(cats.first).to_have_attribute("data-thumb", "loaded")
     page.screenshot(path=screenshots / "phone-jobs.png", full_page=True)
+
+
+def test_the_page_waits_with_long_polls_not_a_timer(page: Page, runtime: Runtime) -> None:
+    # GIVEN the page, recording every request it makes for a job's state
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            asked.append(request.url) if re.search(r"/jobs/[0-9a-f]{32}", request.url) else None
+        ),
+    )
+    open_with_key(page, runtime)
+
+    # WHEN a photo is uploaded and classified
+    upload(page, "long-poll-cat.jpg", "image/jpeg", cat_jpeg())
+    card = job_card(page, "long-poll-cat.jpg")
+    expect(card).to_have_attribute("data-status", "SUCCEEDED", timeout=60_000)
+
+    # THEN the page asked the server to answer when the job was done: one or two requests, each
+    # a long poll, where a 1-second timer would have made one a second
+    waits = [url for url in asked if "wait=20" in url]
+    assert waits, asked
+    assert len(asked) <= 3, asked

@@ -89,3 +89,32 @@ def test_the_installed_commands_work_outside_the_repository(command: str, tmp_pa
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"usage: {command} ")
     assert "exit status:" in done.stdout
+
+
+class ScriptedApi:
+    """The API as the CLI sees it: answers each GET with the job's next state from a script."""
+
+    def __init__(self, states: dict[str, list[str]]) -> None:
+        self.states = states
+        self.calls: list[str] = []
+
+    def call(self, method: str, path: str, *_: object) -> tuple[int, dict[str, object]]:
+        self.calls.append(f"{method} {path}")
+        job_id = path.split("/")[2].split("?")[0]
+        return 200, {"job_id": job_id, "status": self.states[job_id].pop(0)}
+
+
+def test_waiting_asks_the_server_to_answer_when_each_job_is_done() -> None:
+    import io
+
+    from chalicelib.cli import wait
+
+    # GIVEN two jobs: one done at the first answer, one after a second long poll
+    api = ScriptedApi({"a": ["SUCCEEDED"], "b": ["PROCESSING", "FAILED"]})
+    items = [Item(Path("a.jpg"), job_id="a"), Item(Path("b.jpg"), job_id="b")]
+
+    wait(api, items, timeout_s=600, out=io.StringIO())  # type: ignore[arg-type]
+
+    # THEN three requests in all, each a long poll of at most 20 s: no polling loop
+    assert api.calls == ["GET /jobs/a?wait=20", "GET /jobs/b?wait=20", "GET /jobs/b?wait=20"]
+    assert [i.status for i in items] == ["SUCCEEDED", "FAILED"]
