@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from chalicelib.errors import ConfigurationError
+from chalicelib.webhook_targets import Policy
 
 # Names the Chalice decorators need at import time; kept here so nothing else reads the env.
 JOBS_QUEUE_NAME = os.environ.get("JOBS_QUEUE", "imgcls-jobs")
@@ -98,6 +99,12 @@ def _is_loopback(host: str) -> bool:
 
 ApiKeys = Annotated[dict[str, str], BeforeValidator(parse_api_keys)]
 Hosts = Annotated[frozenset[str], BeforeValidator(_host_set)]
+Ports = Annotated[
+    frozenset[int],
+    BeforeValidator(
+        lambda raw: [p for p in raw.split(",") if p.strip()] if isinstance(raw, str) else raw
+    ),
+]
 
 
 def _env(name: str, default: Any, **bounds: Any) -> Any:
@@ -139,6 +146,10 @@ class Settings(BaseModel):
     max_batch_images: int = _env("MAX_BATCH_IMAGES", 50, ge=1, le=500)
     retention_days: int = _env("RETENTION_DAYS", 30, ge=1)
     webhook_allow_hosts: Hosts = _env("WEBHOOK_ALLOW_HOSTS", frozenset())
+    # The ports of this machine's own services, refused as webhook targets on any local address
+    # (the local runtime sets its emulator's and API's: a webhook to the emulator's admin API
+    # could reset it).
+    webhook_refuse_ports: Ports = _env("WEBHOOK_REFUSE_PORTS", frozenset())
     webhook_max_attempts: int = _env("WEBHOOK_MAX_ATTEMPTS", 6, ge=1, le=20)
     webhook_base_delay_s: int = _env("WEBHOOK_BASE_DELAY_SECONDS", 30, ge=0, le=900)
     webhook_timeout_s: int = _env("WEBHOOK_TIMEOUT_SECONDS", 5, ge=1, le=30)
@@ -161,6 +172,11 @@ class Settings(BaseModel):
     def emulated(self) -> bool:
         """Whether any service is reached at an endpoint of our choosing (an emulator)."""
         return any(self.endpoint_for(s) for s in ("s3", "sqs", "sns", "dynamodb"))
+
+    @property
+    def webhook_policy(self) -> Policy:
+        """Where webhooks may go."""
+        return Policy(allow=self.webhook_allow_hosts, refuse_local_ports=self.webhook_refuse_ports)
 
     @property
     def deployed(self) -> bool:

@@ -108,7 +108,7 @@ class Submitter:
         s = self.settings
         info = inspect(data, max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
         if webhook_url:
-            vet_url(webhook_url, allow_hosts=s.webhook_allow_hosts, resolve=self._resolve)
+            vet_url(webhook_url, policy=s.webhook_policy, resolve=self._resolve)
         job_id = idempotent_job_id(owner, idempotency_key) if idempotency_key else new_job_id()
         job = new_record(
             s,

@@ -24,7 +24,7 @@ class Subscriptions:
 
     def subscribe(self, *, owner: str, request: WebhookRequest) -> NewWebhook:
         """The new subscription with its signing secret (shown this once)."""
-        vet_url(request.url, allow_hosts=self._settings.webhook_allow_hosts, resolve=self._resolve)
+        vet_url(request.url, policy=self._settings.webhook_policy, resolve=self._resolve)
         subscription = Subscription(
             id="wh_" + uuid.uuid4().hex,
             url=request.url,

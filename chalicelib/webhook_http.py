@@ -8,12 +8,11 @@ import http.client
 import socket
 import ssl
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from chalicelib.errors import BadRequest
-from chalicelib.webhook_targets import Resolver, Target, system_resolver, vet_url
+from chalicelib.webhook_targets import Policy, Resolver, Target, system_resolver, vet_url
 
 SIGNATURE_HEADER = "X-Signature"
 
@@ -87,18 +86,18 @@ class HttpSender:
     def __init__(
         self,
         *,
-        allow_hosts: Iterable[str],
+        policy: Policy,
         timeout_s: float,
         resolve: Resolver = system_resolver,
     ) -> None:
-        self._allow = frozenset(allow_hosts)
+        self._policy = policy
         self._timeout = timeout_s
         self._resolve = resolve
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> DeliveryResult:
         """One attempt; network errors and refusals become a result, never an exception."""
         try:
-            target = vet_url(url, allow_hosts=self._allow, resolve=self._resolve)
+            target = vet_url(url, policy=self._policy, resolve=self._resolve)
         except BadRequest as exc:
             return DeliveryResult(None, exc.message)
         kind = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection

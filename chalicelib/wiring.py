@@ -85,7 +85,7 @@ def build_services(
     )
     model = read_model_info(s.model_dir)
     http = sender or HttpSender(
-        allow_hosts=s.webhook_allow_hosts, timeout_s=s.webhook_timeout_s, resolve=resolve
+        policy=s.webhook_policy, timeout_s=s.webhook_timeout_s, resolve=resolve
     )
     return Services(
         settings=s,

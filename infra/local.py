@@ -381,6 +381,12 @@ class LocalRuntime:
         from chalicelib.wiring import build_services, set_services
         from infra.faults import with_faults
 
+        app = _import_app()
+        self._start_http(app, config)
+        self._app, self._config = app, config
+        # No webhook may reach this machine's own services: the API, or the emulator, whose
+        # admin routes (/moto-api/reset) would wipe every tenant's data.
+        os.environ["WEBHOOK_REFUSE_PORTS"] = ",".join(map(str, self._own_ports(settings)))
         # API_KEYS seeds the tenants table, hashed; the app then knows keys only from there, so
         # `python -m infra.keys revoke` works on them as on any other key.
         os.environ.pop("API_KEYS", None)
@@ -389,12 +395,19 @@ class LocalRuntime:
         services.keys.seed(self.seeded_keys)
         # The handlers run in this process: they use these services, faults and all.
         set_services(with_faults(services, settings))
-
-        app = _import_app()
-        self._start_http(app, config)
-        self._app, self._config = app, config
         if self.poll:
             self.start_pollers()
+
+    def _own_ports(self, settings: Settings) -> list[int]:
+        """The API's port and the port of every emulator endpoint on this machine."""
+        from urllib.parse import urlsplit
+
+        ports = {self.port}
+        for service in ("s3", "sqs", "sns", "dynamodb"):
+            endpoint = urlsplit(settings.endpoint_for(service) or "")
+            if endpoint.hostname in ("127.0.0.1", "localhost", "::1") and endpoint.port:
+                ports.add(endpoint.port)
+        return sorted(ports)
 
     def start_pollers(self) -> None:
         """Start the SQS pollers (``start()`` does, unless ``poll=False``): the classifier in a

@@ -173,6 +173,27 @@ def test_the_classifier_runs_in_a_process_of_its_own_and_its_metrics_reach_the_r
     assert 'imgcls_aws_calls_total{operation="UpdateItem",service="dynamodb"}' in metrics
 
 
+def test_no_webhook_can_reach_the_emulator_or_the_api_itself(runtime: Runtime) -> None:
+    """In make run one tenant's webhook_url at the emulator's /moto-api/reset wiped every
+    tenant's jobs, images and keys: the runtime's own ports are refused, loopback or not."""
+    emulator_port = runtime.emulator.rsplit(":", 1)[1]
+    api_port = runtime.url.rsplit(":", 1)[1]
+    job_id = runtime.submit(cat_jpeg(), "image/jpeg")
+    targets = [
+        f"http://127.0.0.1:{emulator_port}/moto-api/reset",
+        f"http://localhost:{emulator_port}/moto-api/reset",
+        f"http://0.0.0.0:{emulator_port}/moto-api/reset",
+        f"http://127.0.0.1:{api_port}/jobs",
+    ]
+    for url in targets:
+        submitted = runtime.post_image(cat_jpeg(), "image/jpeg", webhook_url=url)
+        subscribed = runtime.http.post("/webhooks", json={"url": url})
+        for resp in (submitted, subscribed):
+            assert resp.status_code == 400, (url, resp.text)
+            assert resp.json()["error"]["code"] == "invalid_webhook_url"
+    assert runtime.wait_for(job_id)["status"] == "SUCCEEDED"  # nothing was reset
+
+
 def test_ctrl_c_stops_everything_cleanly(runtime: Runtime) -> None:
     workers = [pid for pid, cmd in _children(runtime.process.pid).items() if b"infra.worker" in cmd]
     out = runtime.stop()

@@ -13,12 +13,13 @@ import pytest
 from chalicelib.errors import BadRequest
 from chalicelib.webhook_delivery import backoff_s
 from chalicelib.webhook_http import HttpSender, sign, verify
-from chalicelib.webhook_targets import vet_url
+from chalicelib.webhook_targets import Policy, vet_url
 from tests.functional.conftest import fake_resolve
 
 
-def vet(url: object, allow: tuple[str, ...] = ()) -> None:
-    vet_url(url, allow_hosts=allow, resolve=fake_resolve)
+def vet(url: object, allow: tuple[str, ...] = (), refuse_ports: tuple[int, ...] = ()) -> None:
+    policy = Policy(allow=frozenset(allow), refuse_local_ports=frozenset(refuse_ports))
+    vet_url(url, policy=policy, resolve=fake_resolve)
 
 
 @pytest.mark.parametrize(
@@ -68,8 +69,43 @@ def test_allow_listed_hosts_may_use_http_and_loopback() -> None:
         vet("http://127.0.0.2:9000/hook", allow=("127.0.0.1",))
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:4566/moto-api/reset",  # the emulator's admin API
+        "http://localhost:4566/moto-api/reset",
+        "http://0.0.0.0:4566/moto-api/reset",
+        "http://[::1]:4566/",
+        "http://[::ffff:127.0.0.1]:4566/",
+        "http://127.0.0.1:8000/jobs",  # the API itself
+    ],
+)
+def test_this_machines_own_services_are_refused_even_when_loopback_is_allowed(url: str) -> None:
+    # GIVEN the local runtime's policy: loopback receivers allowed, its own ports refused
+    allow = frozenset({"127.0.0.1", "localhost", "0.0.0.0", "::1", "::ffff:127.0.0.1"})
+    policy = Policy(allow=allow, refuse_local_ports=frozenset({4566, 8000}))
+
+    def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1", "::1"] if host == "localhost" else fake_resolve(host, port)
+
+    with pytest.raises(BadRequest, match="own endpoints"):
+        vet_url(url, policy=policy, resolve=resolve)
+
+
+def test_a_receiver_on_another_local_port_is_still_allowed() -> None:
+    vet("http://127.0.0.1:9000/hook", allow=("127.0.0.1",), refuse_ports=(4566, 8000))
+    vet("https://example.com:4566/hook", refuse_ports=(4566,))  # not this machine
+
+
+def test_an_allow_list_entry_with_a_port_allows_that_port_only() -> None:
+    vet("http://127.0.0.1:9000/hook", allow=("127.0.0.1:9000",))
+    with pytest.raises(BadRequest):
+        vet("http://127.0.0.1:9001/hook", allow=("127.0.0.1:9000",))
+    vet("http://[::1]:9000/hook", allow=("[::1]:9000",))
+
+
 def test_sender_refuses_a_target_that_now_resolves_privately() -> None:
-    sender = HttpSender(allow_hosts=(), timeout_s=1, resolve=lambda host, port: ["10.9.9.9"])
+    sender = HttpSender(policy=Policy(), timeout_s=1, resolve=lambda host, port: ["10.9.9.9"])
     result = sender.post("https://example.com/hook", b"{}", {})
     assert (result.ok, result.status) == (False, None)
     assert result.error is not None
