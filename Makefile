@@ -9,16 +9,23 @@ PKG_DIR := build/package
 STAGE   := dev
 # The browser tests drive Debian's Chromium: Playwright's own browser download cannot work offline.
 CHROMIUM := /usr/bin/chromium
+# LocalStack for the LocalStack lane: the last localstack-core without a licence check, which needs
+# Python 3.13 and so a virtualenv of its own. The stamp names the version: a new pin reinstalls.
+LS_VENV  := build/localstack-venv
+LS_PY    := $(LS_VENV)/bin/python
+LS_STAMP := $(LS_VENV)/.installed-2026.3.0
+LS_PINS  := 'localstack-core[base-runtime]==2026.3.0' 'cbor2<6' 'pyOpenSSL<26'
 SOURCES := app.py $(shell find chalicelib infra -name '*.py' -o -name '*.json' 2>/dev/null) \
            $(wildcard chalicelib/web/*) \
            requirements.txt .chalice/config.json model/manifest.json model/labels.json \
            model/efficientnet_lite0.onnx
 
-.PHONY: help install browser run test bench lint format package cfn-lint export-model quantize-model model-check clean
+.PHONY: help install browser run test localstack-test bench lint format package cfn-lint export-model quantize-model model-check clean
 
 help:
 	@echo "make run           start the local service on http://127.0.0.1:$${PORT:-8000}"
 	@echo "make test          install everything and run the whole test suite"
+	@echo "make localstack-test  the end-to-end journeys against LocalStack (S3, SQS, SNS), offline"
 	@echo "make bench         throughput against the bare model, in one run (writes build/bench.json)"
 	@echo "make lint          ruff check, ruff format --check, mypy"
 	@echo "make browser       install Debian's chromium for the browser tests (make test does)"
@@ -64,8 +71,21 @@ $(CHROMIUM):
 run: install
 	$(PY) -m infra.local
 
-test: install browser package
-	$(PY) -m pytest
+# infra/localstack.py finds the Python 3.13 (python3.13, else pyenv's newest 3.13).
+$(LS_STAMP): | $(STAMP)
+	rm -rf $(LS_VENV)
+	py="$$($(PY) -m infra.localstack python)" && echo "creating $(LS_VENV) with $$py" && \
+	  "$$py" -m venv $(LS_VENV)
+	$(LS_PY) -m pip install --quiet $(LS_PINS)
+	@touch $@
+
+# tests/localstack start LocalStack and moto (for DynamoDB) themselves; without LOCALSTACK_PYTHON
+# (or build/localstack-venv) they fail, saying so. `make test` runs them in its one pytest run.
+localstack-test: install $(LS_STAMP)
+	LOCALSTACK_PYTHON=$(CURDIR)/$(LS_PY) $(PY) -m pytest tests/localstack -q
+
+test: install browser package $(LS_STAMP)
+	LOCALSTACK_PYTHON=$(CURDIR)/$(LS_PY) $(PY) -m pytest
 
 # Slow (minutes) and timing-sensitive: never part of `make test`. BENCH_ARGS="--levers 120" adds
 # the drains under alternative settings that the defaults were chosen from.

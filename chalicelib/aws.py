@@ -31,10 +31,10 @@ _BOTO_CONFIG = Config(
 QUICK = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=2)
 # Presigned URLs and POSTs signed with SigV4: an expiry in seconds, valid in every region.
 _S3_CONFIG = Config(signature_version="s3v4")
-# What an emulator is given when the machine has no credentials at all: moto and LocalStack accept
-# any (localstack-client passes these very ones). Only ever with an endpoint URL: AWS itself gets
-# the credentials the environment provides, or none.
-EMULATOR_CREDENTIALS = ("testing", "testing")
+# What an emulator is given when the machine has no credentials at all: moto accepts any, and
+# LocalStack checks presigned URLs against the secret "test". Only ever with an endpoint URL: AWS
+# itself gets the credentials the environment provides, or none.
+EMULATOR_CREDENTIALS = ("test", "test")
 
 
 class AwsClients:
@@ -42,8 +42,8 @@ class AwsClients:
 
     ``AWS_ENDPOINT_URL`` (moto's server, LocalStack, or unset for AWS) applies to every client
     that has no ``AWS_ENDPOINT_URL_<SERVICE>`` of its own, with dummy credentials when none are
-    configured; with ``LOCALSTACK_HOST`` and no endpoint,
-    ``localstack-client`` builds them instead.
+    configured; with ``LOCALSTACK_HOST`` and no endpoint, ``localstack-client`` says where
+    LocalStack is.
     """
 
     def __init__(self, settings: Settings, *, config: Config | None = None) -> None:
@@ -62,9 +62,11 @@ class AwsClients:
         s = self._settings
         endpoint = s.endpoint_for(service)
         if s.localstack_host and not endpoint:
-            import localstack_client.session
+            from localstack_client.config import get_service_endpoint
 
-            return localstack_client.session.Session(region_name=s.region).client(service)
+            # Only its address: the client itself is built as for any endpoint (same config, so
+            # presigned URLs are SigV4, and credentials LocalStack checks them against).
+            endpoint = get_service_endpoint(service)
         session = boto3.session.Session(region_name=s.region)
         if endpoint and session.get_credentials() is None:
             key_id, secret = EMULATOR_CREDENTIALS
