@@ -193,6 +193,12 @@ def delete_webhook(call: Call, webhook_id: str) -> None:
     get_services().subscriptions.unsubscribe(owner=call.tenant, webhook_id=webhook_id)
 
 
+@router.route("rotateWebhookSecret")
+def rotate_webhook_secret(call: Call, webhook_id: str) -> c.NewWebhook:
+    """A new signing secret for a subscription; both sign deliveries for a day."""
+    return get_services().subscriptions.rotate_secret(owner=call.tenant, webhook_id=webhook_id)
+
+
 @router.route("getAccount")
 def account(call: Call) -> c.Account:
     """The caller's tenant and the secret that signs its per-job webhooks."""

@@ -198,11 +198,9 @@ def wait(api: Api, items: list[Item], *, timeout_s: float, out: TextIO) -> None:
             status, answer = api.call("GET", f"/jobs/{item.job_id}?wait={seconds}")
             if status == 200:
                 item.job = answer
-            elif status == 404:
-                item.error = answer.get("error", {}).get("message", "the job is gone")
-                item.job = {"status": "FAILED"}
             else:
-                time.sleep(1)  # a 5xx or a throttle: ask again in a moment
+                # 404: an upload's job exists once S3 has told the service; a 5xx: ask again.
+                time.sleep(0.5)
     finally:
         out.write("\n")  # whatever follows starts on a line of its own
 

@@ -40,7 +40,8 @@ DESCRIPTION = (
     "Submit images, get a job id at once; an ImageNet model (EfficientNet-Lite0) classifies them "
     "in the background. Every operation but the public ones needs the `x-api-key` header. Errors "
     'are `{"error": {"code", "message"}}`. Job events reach webhooks (see `webhooks`), signed '
-    'with `X-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`.'
+    "as Standard Webhooks v1 (`webhook-id`, `webhook-timestamp`, `webhook-signature`) and with "
+    '`X-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`, which Stripe\'s verifier accepts.'
 )
 
 
@@ -170,7 +171,15 @@ def _webhooks(refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
                 "summary": "A job ended: sent to the job's webhook_url and to subscriptions",
                 "parameters": [
                     {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
-                    for name in ("X-Signature", "X-Event-Id", "X-Event-Type", "X-Delivery-Attempt")
+                    for name in (
+                        "webhook-id",
+                        "webhook-timestamp",
+                        "webhook-signature",
+                        "X-Signature",
+                        "X-Event-Id",
+                        "X-Event-Type",
+                        "X-Delivery-Attempt",
+                    )
                 ],
                 "requestBody": {
                     "required": True,

@@ -200,6 +200,12 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(404, 503),
     ),
     Operation(
+        "rotateWebhookSecret", "POST", "/webhooks/{webhook_id}/rotate-secret",
+        "A new signing secret; the previous one still signs for 24 hours",
+        replies=(Reply(200, "The subscription with its new secret", c.NewWebhook),),
+        errors=(404, 503),
+    ),
+    Operation(
         "getAccount", "GET", "/account", "The caller's tenant and webhook signing secret",
         replies=(Reply(200, "The account", c.Account),),
         errors=(503,),

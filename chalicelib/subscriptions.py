@@ -8,7 +8,8 @@ from chalicelib.contract import Account, NewWebhook, Webhook, WebhookList, Webho
 from chalicelib.errors import NotFound
 from chalicelib.job_store import utc_now
 from chalicelib.settings import Settings
-from chalicelib.webhook_store import Subscription, WebhookStore, new_secret
+from chalicelib.signatures import new_secret
+from chalicelib.webhook_store import Subscription, WebhookStore
 from chalicelib.webhook_targets import Resolver, system_resolver, vet_url
 
 
@@ -33,7 +34,9 @@ class Subscriptions:
             created_at=utc_now(),
         )
         self._store.add(owner, subscription)
-        return NewWebhook.model_validate(subscription.model_dump())
+        return NewWebhook.model_validate(
+            subscription.model_dump(include=set(NewWebhook.model_fields))
+        )
 
     def list(self, *, owner: str) -> WebhookList:
         """The caller's subscriptions, without their secrets."""
@@ -49,6 +52,29 @@ class Subscriptions:
         if not self._store.remove(owner, webhook_id):
             raise NotFound(f"no webhook {webhook_id!r}", code="webhook_not_found")
 
+    def rotate_secret(self, *, owner: str, webhook_id: str) -> NewWebhook:
+        """A new signing secret for one of the caller's subscriptions. For a day deliveries are
+        signed with both the new and the previous secret, so receivers can switch at leisure."""
+        subscription = self._store.get(owner, webhook_id)
+        if subscription is None:
+            raise NotFound(f"no webhook {webhook_id!r}", code="webhook_not_found")
+        rotated = subscription.model_copy(
+            update={
+                "secret": new_secret(),
+                "previous_secret": subscription.secret,
+                "rotated_at": utc_now(),
+            }
+        )
+        if not self._store.replace(owner, rotated):
+            raise NotFound(f"no webhook {webhook_id!r}", code="webhook_not_found")
+        return _shown(rotated)
+
     def account(self, *, owner: str) -> Account:
         """The caller's tenant and the secret its per-job webhooks are signed with."""
         return Account(tenant=owner, webhook_signing_secret=self._store.signing_secret(owner))
+
+
+def _shown(subscription: Subscription) -> NewWebhook:
+    """A subscription as its creator sees it, with its current secret (the previous one is
+    never shown again)."""
+    return NewWebhook.model_validate(subscription.model_dump(include=set(NewWebhook.model_fields)))

@@ -48,6 +48,15 @@ class TenantTable:
             ConditionExpression="attribute_not_exists(pk)",
         ).done
 
+    def replace(self, pk: str, sk: str, values: dict[str, Any]) -> bool:
+        """Overwrite a record that exists; False (nothing written) if there is none."""
+        return conditional(
+            self._db.put_item,
+            TableName=self._table,
+            Item=_item(pk, sk, values),
+            ConditionExpression="attribute_exists(pk)",
+        ).done
+
     def put_new_or_get(self, pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
         """Write a record unless one exists; the record that is stored either way."""
         written = conditional(

@@ -20,7 +20,8 @@ from chalicelib.delivery_store import DeliveryStore
 from chalicelib.fanout import JOB_TARGET, DeliveryMessage, delivery_record, parse_delivery
 from chalicelib.queues import MAX_DELAY_S, Queue
 from chalicelib.settings import Settings
-from chalicelib.webhook_http import SIGNATURE_HEADER, Sender, sign
+from chalicelib.signatures import message_id, signature_headers
+from chalicelib.webhook_http import Sender
 from chalicelib.webhook_store import WebhookStore
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,13 @@ class Deliverer:
         with telemetry.job_context(message.event.job.job_id):
             self._attempt(message)
 
-    def _secret(self, message: DeliveryMessage) -> str | None:
+    def _secrets(self, message: DeliveryMessage) -> list[str]:
+        """The secrets this delivery is signed with (two while a rotation is recent); none for
+        a subscription that was deleted."""
         if message.target == JOB_TARGET:
-            return self._webhooks.signing_secret(message.tenant)
+            return [self._webhooks.signing_secret(message.tenant)]
         subscription = self._webhooks.get(message.tenant, message.target)
-        return None if subscription is None else subscription.secret
+        return [] if subscription is None else subscription.signing_secrets(now=self._clock())
 
     def _record(self, message: DeliveryMessage, state: str, **details: object) -> None:
         record = delivery_record(
@@ -84,13 +87,18 @@ class Deliverer:
         self._deliveries.record(message.event.job.job_id, record)
 
     def _attempt(self, message: DeliveryMessage) -> None:
-        secret = self._secret(message)
-        if secret is None:
+        secrets = self._secrets(message)
+        if not secrets:
             self._record(message, "cancelled", error="subscription deleted")
             return
         body = message.event.model_dump_json().encode()
         headers = {
-            SIGNATURE_HEADER: sign(secret, body, int(self._clock())),
+            **signature_headers(
+                secrets,
+                msg_id=message_id(message.event.id, message.target),
+                timestamp=int(self._clock()),
+                body=body,
+            ),
             "X-Event-Id": message.event.id,
             "X-Event-Type": message.event.type,
             "X-Delivery-Attempt": str(message.attempt),

@@ -6,19 +6,16 @@ the secret that signs the deliveries of jobs' own ``webhook_url``.
 
 from __future__ import annotations
 
-import secrets
+from datetime import datetime
 
 from pydantic import BaseModel
 
 from chalicelib.contract import EventType
+from chalicelib.signatures import new_secret
 from chalicelib.tenant_table import TenantTable, tenant_partition
 
 _SECRET = "SECRET"
-
-
-def new_secret() -> str:
-    """A webhook signing secret."""
-    return "whsec_" + secrets.token_urlsafe(32)
+ROTATION_OVERLAP_S = 24 * 3600  # how long the previous secret still signs after a rotation
 
 
 class Subscription(BaseModel):
@@ -29,6 +26,17 @@ class Subscription(BaseModel):
     events: list[EventType]
     secret: str
     created_at: str
+    previous_secret: str | None = None
+    rotated_at: str | None = None
+
+    def signing_secrets(self, *, now: float) -> list[str]:
+        """The secrets a delivery is signed with: the current one, and for a day after a
+        rotation the previous one too, so receivers can switch without missing a delivery."""
+        if self.previous_secret and self.rotated_at:
+            rotated = datetime.fromisoformat(self.rotated_at).timestamp()
+            if now - rotated < ROTATION_OVERLAP_S:
+                return [self.secret, self.previous_secret]
+        return [self.secret]
 
 
 def _sort_key(webhook_id: str) -> str:
@@ -56,6 +64,12 @@ class WebhookStore:
         """One of the owner's subscriptions, or None."""
         found = self._table.get(tenant_partition(owner), _sort_key(webhook_id))
         return None if found is None else Subscription.model_validate(found)
+
+    def replace(self, owner: str, subscription: Subscription) -> bool:
+        """Write a subscription that exists; False if it is gone."""
+        return self._table.replace(
+            tenant_partition(owner), _sort_key(subscription.id), subscription.model_dump()
+        )
 
     def remove(self, owner: str, webhook_id: str) -> bool:
         """Remove one of the owner's subscriptions; False if it had none of that id."""

@@ -12,10 +12,11 @@ import requests
 
 from chalicelib.contract import JobEvent
 from chalicelib.webhook_delivery import Deliverer, backoff_s
-from chalicelib.webhook_http import SIGNATURE_HEADER, DeliveryResult, verify
+from chalicelib.webhook_http import DeliveryResult
 from tests.builders import multipart, sqs_event, sqs_record
 from tests.functional.conftest import KEY_A, KEY_B, Api, Stack
 from tests.photos import CAT_CLASSES, COFFEE, ESPRESSO, cat_jpeg
+from tests.verifiers import verify_delivery
 
 NOTHING_FAILED: dict[str, list[dict[str, str]]] = {"batchItemFailures": []}
 
@@ -296,12 +297,16 @@ def test_job_events_are_delivered_signed_and_retried_until_accepted(api: Api, st
         "https://hooks.example.org/all": sub["secret"],
     }
     for url, body, sent in posts:
-        assert verify(secrets[url], body, sent[SIGNATURE_HEADER])
+        verify_delivery(secrets[url], body, sent)  # Standard Webhooks' and Stripe's verifiers
         payload = json.loads(body)
         assert payload["type"] == "job.succeeded"
         assert payload["job"]["job_id"] == job_id
         assert set(payload) == {"id", "type", "created_at", "job"}
     assert sorted(sent["X-Delivery-Attempt"] for _, _, sent in posts) == ["1", "1", "2", "2"]
+    # one webhook-id per event and endpoint, the same on the retry
+    ids = {url: {sent["webhook-id"] for u, _, sent in posts if u == url} for url in secrets}
+    assert all(len(found) == 1 for found in ids.values())
+    assert len({next(iter(found)) for found in ids.values()}) == 2
     shown = {w["target"]: w for w in api.job(job_id)["webhooks"]}
     assert {t: (w["state"], w["attempts"], w["last_status"]) for t, w in shown.items()} == {
         "job": ("delivered", 2, 200),
