@@ -87,8 +87,8 @@ localstack-test: install $(LS_STAMP)
 test: install browser package $(LS_STAMP)
 	LOCALSTACK_PYTHON=$(CURDIR)/$(LS_PY) $(PY) -m pytest
 
-# Slow (minutes) and timing-sensitive: never part of `make test`. BENCH_ARGS="--levers 120" adds
-# the drains under alternative settings that the defaults were chosen from.
+# Slow (minutes) and timing-sensitive: never part of `make test`. BENCH_ARGS sets the sizes
+# (`.venv/bin/python -m infra.bench --help` lists them); the figures go to build/bench.json.
 bench: install
 	$(PY) -m infra.bench $(BENCH_ARGS)
 

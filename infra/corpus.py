@@ -1,9 +1,14 @@
 """Benchmark images made from real photos that ship inside installed wheels.
 
-Three kinds, as people send them: 12-megapixel phone JPEGs (4000x3000), 1080p JPEGs and small
-PNGs, each made from a real photo (scikit-image, scikit-learn and matplotlib carry them) with a
-light film grain so the JPEGs carry the entropy, and the byte size, of real camera output. Every
-image stays under the API's 4 MiB limit.
+Kinds, as people send them, each made from a real photo (scikit-image, scikit-learn and
+matplotlib carry them), the JPEGs with a light film grain so they carry the entropy, and the byte
+size, of real camera output: 12-megapixel phone JPEGs (4000x3000), 1080p JPEGs, small PNGs (the
+photo as shipped), and web-size images (1024x768 JPEG at quality 85, 640x480 PNG, 800x600 WebP).
+Every image stays under the API's 4 MiB limit.
+
+Two mixes of them (``MIXES``): the **ordinary** one, what a service like this mostly sees (one
+12 MP JPEG in ten, the rest web-size JPEGs, PNGs and a WebP), and the **heavy** one, a third each
+of 12 MP JPEGs, 1080p JPEGs and small PNGs (the benchmark's only mix until 2026-12).
 """
 
 from __future__ import annotations
@@ -16,7 +21,17 @@ import numpy as np
 from PIL import Image, ImageOps
 
 MAX_BYTES = 4 * 1024 * 1024
-KINDS = ("jpeg-12mp", "jpeg-1080p", "png-small")
+KINDS = ("jpeg-12mp", "jpeg-1080p", "png-small")  # the heavy mix's kinds, a third each
+WEB_KINDS = ("jpeg-web", "png-web", "webp-web")
+# Ten slots a mix repeats: the ordinary one is 10 % 12 MP JPEG, 50 % 1024x768 JPEG, 30 % 640x480
+# PNG and 10 % 800x600 WebP, interleaved so any prefix of it is mixed too.
+MIXES: dict[str, tuple[str, ...]] = {
+    "ordinary": (
+        "jpeg-12mp", "jpeg-web", "png-web", "jpeg-web", "webp-web",
+        "jpeg-web", "png-web", "jpeg-web", "png-web", "jpeg-web",
+    ),
+    "heavy": KINDS,
+}  # fmt: skip
 
 
 def photo_dirs() -> dict[str, Path]:
@@ -106,32 +121,54 @@ def make(kind: str, photo: Image.Image, seed: int) -> tuple[bytes, str]:
         hd = ImageOps.fit(photo, (1920, 1080), Image.Resampling.BICUBIC)
         return _jpeg(_grain(hd, 3.0, seed)), "image/jpeg"
     if kind == "png-small":
-        buf = io.BytesIO()
-        photo.save(buf, format="PNG")
-        return buf.getvalue(), "image/png"
+        return _encode(photo, "PNG"), "image/png"
+    if kind == "jpeg-web":
+        web = ImageOps.fit(photo, (1024, 768), Image.Resampling.BICUBIC)
+        return _jpeg(_grain(web, 2.0, seed), quality=85), "image/jpeg"
+    if kind == "png-web":
+        return _encode(
+            ImageOps.fit(photo, (640, 480), Image.Resampling.BICUBIC), "PNG"
+        ), "image/png"
+    if kind == "webp-web":
+        web = ImageOps.fit(photo, (800, 600), Image.Resampling.BICUBIC)
+        return _encode(_grain(web, 2.0, seed), "WEBP", quality=80), "image/webp"
     raise ValueError(f"unknown kind {kind!r}")
 
 
-def distinct_images() -> list[Sample]:
-    """Each labelled photo in each kind, once (8 photos x 3 kinds)."""
+def _encode(img: Image.Image, fmt: str, **params: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def distinct_images(kinds: tuple[str, ...] = KINDS) -> list[Sample]:
+    """Each labelled photo in each of ``kinds``, once (8 photos x 3 kinds by default)."""
     out = []
     for seed, (key, expected) in enumerate(LABELLED.items()):
         photo = load_photo(*key)
-        for kind in KINDS:
+        for kind in kinds:
             data, ctype = make(kind, photo, seed)
             out.append(Sample(f"{key[1]}:{kind}", kind, data, ctype, expected))
     return out
 
 
-def backlog(count: int, distinct: list[Sample] | None = None) -> list[Sample]:
-    """``count`` images, the three kinds in turn (a third each), cycling through the photos."""
-    pool = distinct if distinct is not None else distinct_images()
-    by_kind = {kind: [s for s in pool if s.kind == kind] for kind in KINDS}
+def mix_kinds() -> tuple[str, ...]:
+    """Every kind some mix uses, each once."""
+    return tuple(dict.fromkeys(kind for slots in MIXES.values() for kind in slots))
+
+
+def backlog(count: int, distinct: list[Sample] | None = None, mix: str = "heavy") -> list[Sample]:
+    """``count`` images of ``mix``, its slots in turn, each kind cycling through the photos."""
+    slots = MIXES[mix]
+    pool = distinct if distinct is not None else distinct_images(tuple(dict.fromkeys(slots)))
+    by_kind = {kind: [s for s in pool if s.kind == kind] for kind in slots}
+    seen: dict[str, int] = {}
     out = []
     for i in range(count):
-        kind = KINDS[i % len(KINDS)]
+        kind = slots[i % len(slots)]
         choices = by_kind[kind]
-        out.append(choices[(i // len(KINDS)) % len(choices)])
+        out.append(choices[seen.get(kind, 0) % len(choices)])
+        seen[kind] = seen.get(kind, 0) + 1
     return out
 
 
@@ -141,12 +178,10 @@ def largest_accepted(count: int) -> list[Sample]:
     Decoding one takes about half a gigabyte: the classifier's worst case for memory."""
     photo = load_photo("skimage", "chelsea.png")
     big = photo.resize((8000, 6000), Image.Resampling.NEAREST).convert("RGBA")
-    buf = io.BytesIO()
-    big.save(buf, format="PNG")
     sample = Sample(
         "chelsea.png:png-48mp-rgba",
         "png-48mp-rgba",
-        buf.getvalue(),
+        _encode(big, "PNG"),
         "image/png",
         LABELLED[("skimage", "chelsea.png")],
     )
