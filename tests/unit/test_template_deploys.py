@@ -88,7 +88,8 @@ def test_every_function_gets_the_stacks_resource_names(deployed: dict[str, Any])
         assert env["JOBS_TABLE"] == {"Ref": "JobsTable"}, name
         assert env["JOBS_QUEUE_URL"] == {"Ref": "JobsQueue"}, name
         assert env["JOB_EVENTS_TOPIC_ARN"] == {"Ref": "JobEventsTopic"}, name
-        assert function["Role"] == {"Fn::GetAtt": ["DefaultRole", "Arn"]}, name
+    roles = {name: function["Role"]["Fn::GetAtt"][0] for name, function in functions.items()}
+    assert len(set(roles.values())) == len(roles), roles  # each function a role of its own
     assert functions["APIHandler"]["Environment"]["Variables"]["API_KEYS"] == {"Ref": "ApiKeys"}
 
 
