@@ -34,6 +34,7 @@ from typing import Any
 from infra import bench_runs as runs
 from infra.bench_bare import Bare
 from infra.bench_cost import bill, item_size, wait_cost
+from infra.bench_durability import durability_cost
 from infra.bench_host import RuntimeHost
 from infra.bench_report import markdown, summary
 from infra.bench_runtime import BENCH_KEY, BENCH_TENANT, WINDOW_HOOK, Runtime, run_module
@@ -134,6 +135,7 @@ def measure(args: Any) -> dict[str, Any]:
         bare = Bare(settings)
         for mix, samples in mixes.items():
             bare.run(mix, samples)
+        durability = durability_cost(web_jpeg.data, jobs=args.durability_jobs)
         log_path = args.out.parent / "bench-runtime.log"  # beside the JSON
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with emulator_process() as emulator:
@@ -153,6 +155,7 @@ def measure(args: Any) -> dict[str, Any]:
         measured=measured,
         cold=cold,
         load=[load_before, [round(x, 2) for x in os.getloadavg()]],
+        durability=durability,
     )
 
 
@@ -188,6 +191,7 @@ def assemble(
     measured: dict[str, Any],
     cold: dict[str, Any],
     load: list[list[float]],
+    durability: dict[str, Any],
 ) -> dict[str, Any]:
     """The JSON document: inputs, figures, and every ratio against the final bare rates."""
     doc_mixes: dict[str, Any] = {}
@@ -249,6 +253,7 @@ def assemble(
         "long_poll": {**long_poll, **wait_cost(long_poll)},
         "status_vs_api": measured["status_vs_api"],
         "cold_start": cold,
+        "durability": durability,
         "classifier_memory": {
             "peak_rss_mb": measured["peak_rss_mb"],
             "worst_batch": measured["worst_batch"],
@@ -266,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-poll", type=int, default=20, help="seconds of the wait (20)")
     parser.add_argument("--route-count", type=int, default=30, help="GETs timed per function")
     parser.add_argument("--worst", type=int, default=10, help="48 MP PNGs in the worst batch")
+    parser.add_argument(
+        "--durability-jobs", type=int, default=100, help="jobs' writes timed, kept and not (100)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench.json")
     parser.add_argument(
         "--markdown", type=Path, metavar="JSON", help="print a run as the docs' table and stop"

@@ -107,6 +107,11 @@ def summary(doc: dict[str, Any]) -> list[str]:
         f"GET /jobs/{{id}} median {s['get_median_ms']:g} vs {a['get_median_ms']:g} ms (Chalice "
         f"test client, same emulator); over HTTP through the runtime "
         f"{s['http_get_median_ms']:g} ms",
+        "kept state, the writes of one job (image, record, start, result): "
+        f"{doc['durability']['memory']['wall_ms_per_job']:.1f} ms in memory, "
+        f"{doc['durability']['journal']['wall_ms_per_job']:.1f} ms journaled "
+        f"(+{doc['durability']['extra_emulator_cpu_ms_per_job']:.1f} ms of emulator CPU, "
+        f"{doc['durability']['journal']['journal_kib_per_job']:.0f} KiB of journal per job)",
         f"cold start of the classifier: {cold['total_ms']:.0f} ms (import {cold['import_ms']:.0f},"
         f" session {cold['session_ms']:.0f}, first result {cold['first_result_ms']:.0f}); "
         f"{cold['process_wall_ms']:.0f} ms from spawning the process",

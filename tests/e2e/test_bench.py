@@ -30,6 +30,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, 
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     args = ["--ordinary", str(ORDINARY), "--heavy", str(HEAVY), "--latency", str(SINGLES)]
     args += ["--long-poll", str(WAIT_S), "--route-count", "5", "--worst", str(WORST)]
+    args += ["--durability-jobs", "5"]
     proc = _bench(*args, "--out", str(out))
     return json.loads(out.read_text()), proc.stdout, _bench("--markdown", str(out)).stdout
 
@@ -64,7 +65,7 @@ def test_every_section_is_written_and_no_figure_is_negative(run: Any) -> None:
     assert {"command", "date", "machine", "settings", "model", "mixes", "latency"} <= set(doc)
     assert {"aws_calls_per_job", "logs_per_job", "cost_per_million_images"} <= set(doc)
     assert {"classifier_efficiency", "long_poll", "status_vs_api"} <= set(doc)
-    assert {"cold_start", "classifier_memory"} <= set(doc)
+    assert {"cold_start", "classifier_memory", "durability"} <= set(doc)
     assert set(doc["mixes"]) == {"ordinary", "heavy"}
     assert all(n >= 0 for n in _numbers(doc))
 
@@ -217,3 +218,15 @@ def test_it_prints_a_line_per_figure_and_renders_the_tables(run: Any) -> None:
         assert needle in printed
     assert "| figure | ordinary mix | heavy mix |" in tables
     assert "| **total** |" in tables
+
+
+def test_the_cost_of_kept_state_is_measured_against_memory(run: Any) -> None:
+    doc, printed, _ = run
+    durability = doc["durability"]
+
+    assert durability["jobs"] == 5
+    assert durability["memory"]["journal_kib_per_job"] == 0  # nothing written in memory
+    # a journaled job writes at least its image, base64-encoded, to the journal
+    assert durability["journal"]["journal_kib_per_job"] * 1024 > durability["image_bytes"]
+    assert durability["journal"]["wall_ms_per_job"] > 0
+    assert "kept state, the writes of one job" in printed
