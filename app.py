@@ -36,7 +36,11 @@ app = Chalice(app_name="imgcls")
 app.log.setLevel(logging.INFO)
 # API Gateway must pass image and multipart bodies through as binary.
 app.api.binary_types.extend(["image/*", "multipart/form-data"])
-router = Router(app, authenticate=lambda headers: get_services().auth.authenticate(headers))
+router = Router(
+    app,
+    authenticate=lambda headers: get_services().auth.authenticate(headers),
+    admit=lambda tenant: get_services().limiter.admit(tenant),
+)
 PUBLIC_ROUTES = router.public  # (path, method) served without an API key
 
 

@@ -12,6 +12,7 @@ class AppError(Exception):
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers: dict[str, str] = {}  # sent with the error's answer
         if code is not None:
             self.code = code
 
@@ -64,6 +65,17 @@ class UnsupportedMediaType(AppError):
 
     status = 415
     code = "unsupported_media_type"
+
+
+class RateLimited(AppError):
+    """Over the tenant's rate limit (429); ``headers`` say when to come back."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = dict(headers)
 
 
 class ServiceUnavailable(AppError):

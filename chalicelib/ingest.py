@@ -7,6 +7,7 @@ are announced by S3 notifications, which reach the ingest function through an SQ
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from urllib.parse import unquote_plus
 
@@ -16,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalicelib import telemetry
 from chalicelib.contract import JobError, JobStatus
 from chalicelib.errors import AppError, PermanentJobError
-from chalicelib.image_store import ImageStore, StoredObject, stored_object
+from chalicelib.image_store import ImageStore, StoredObject, image_key, stored_object
 from chalicelib.images import inspect
 from chalicelib.job_events import EventPublisher
 from chalicelib.job_store import JobRecord, JobRepository
@@ -83,25 +84,52 @@ class Ingester:
         object that is not an image we accept becomes a FAILED job with the reason, so its
         uploader learns why.
         """
-        s = self._settings
         try:
             data = self._images.get(obj.key)
         except PermanentJobError:
             log.warning("object gone before it was ingested", extra={"key": obj.key})
             return None
-        error: AppError | None = None
-        content_type = "application/octet-stream"
+        if obj.source == "upload":
+            return self._take_upload(obj, data)
+        return self._make_job(obj, data, s3_key=obj.key)
+
+    def _take_upload(self, obj: StoredObject, data: bytes) -> JobRecord | None:
+        """An upload id is used once: its image moves to the job's own key, and the upload
+        object is removed, so a form used again (within its validity) cannot replace the image
+        of a job that has been made. Another image under a used id is removed and refused; the
+        same bytes again are a repeated event, answered like one."""
+        existing = self._repo.get(obj.job_id)
+        if existing is not None and existing.image_sha256 != hashlib.sha256(data).hexdigest():
+            log.warning(
+                "upload refused: its upload id was used already",
+                extra={"job_id": obj.job_id, "tenant": obj.tenant, "key": obj.key},
+            )
+            telemetry.count("uploads_refused")
+            self._images.delete(obj.key)
+            return existing
+        own_key = image_key(obj.tenant, obj.job_id)
+        if existing is None:
+            self._images.put(own_key, data, self._inspected(data)[0])
+        job = self._make_job(obj, data, s3_key=own_key)
+        self._images.delete(obj.key)  # after the job is queued: a crash before retries it all
+        return job
+
+    def _inspected(self, data: bytes) -> tuple[str, AppError | None]:
+        """The image's type, or why it is not one we accept (stored as bytes then)."""
+        s = self._settings
         try:
-            content_type = inspect(
-                data, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels
-            ).content_type
+            found = inspect(data, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
         except AppError as exc:
-            error = exc
+            return "application/octet-stream", exc
+        return found.content_type, None
+
+    def _make_job(self, obj: StoredObject, data: bytes, *, s3_key: str) -> JobRecord | None:
+        content_type, error = self._inspected(data)
         job = new_record(
-            s,
+            self._settings,
             owner=obj.tenant,
             job_id=obj.job_id,
-            s3_key=obj.key,
+            s3_key=s3_key,
             content_type=content_type,
             data=data,
             source=obj.source,

@@ -28,13 +28,23 @@ ERROR_DESCRIPTIONS = {
     409: "The resource is in the wrong state for this request",
     413: "Too many bytes or pixels",
     415: "Not an image we decode, or a content type we do not accept",
+    429: "Over the tenant's rate limit (`rate_limited`); retry after `Retry-After` seconds",
     503: "A dependency (S3, DynamoDB, SQS) is failing; retry after `Retry-After` seconds",
 }
 HEADERS = {
     "Location": ("where to follow the new resource", "string"),
     "Retry-After": ("seconds to wait before retrying", "string"),
     "Preference-Applied": ("the preference honoured: `wait=N`", "string"),
+    "RateLimit": (
+        'the tenant\'s rate limit now: `"tenant";r=<requests left>;t=<seconds until full>`',
+        "string",
+    ),
+    "RateLimit-Policy": (
+        'the tenant\'s rate limit: `"tenant";q=<burst>;w=<seconds to refill it>`',
+        "string",
+    ),
 }
+RATE_LIMIT_HEADERS = ("RateLimit", "RateLimit-Policy")
 BINARY = {"type": "string", "format": "binary"}
 DESCRIPTION = (
     "Submit images, get a job id at once; an ImageNet model (EfficientNet-Lite0) classifies them "
@@ -136,14 +146,14 @@ def _header(name: str) -> dict[str, Any]:
 
 
 def _errors(op: Operation, error_ref: Any) -> dict[str, Any]:
-    codes = op.errors if op.public else (401, 403, *op.errors)
+    codes = op.errors if op.public else (401, 403, 429, *op.errors)
     out: dict[str, Any] = {}
     for code in codes:
         response: dict[str, Any] = {
             "description": ERROR_DESCRIPTIONS[code],
             "content": {"application/json": {"schema": error_ref}},
         }
-        if code == 503:
+        if code in (429, 503):
             response["headers"] = {"Retry-After": _header("Retry-After")}
         out[str(code)] = response
     return out
@@ -161,6 +171,11 @@ def _operation(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any
     responses = {str(r.status): _reply(r, refs) for r in op.replies}
     errors = _errors(op, refs[c.Error])
     out["responses"] = responses | {k: v for k, v in errors.items() if k not in responses}
+    if not op.public:  # every answer after the key check says where the tenant's limit stands
+        for status, response in out["responses"].items():
+            if status not in ("401", "403"):
+                limits = {name: _header(name) for name in RATE_LIMIT_HEADERS}
+                response["headers"] = {**limits, **response.get("headers", {})}
     return out
 
 

@@ -110,15 +110,22 @@ def error_response(error: AppError) -> ChaliceResponse:
     """An ``AppError`` as its JSON answer."""
     body = contract.Error(error=contract.ErrorDetail(code=error.code, message=error.message))
     headers = {"Retry-After": "1"} if error.status == 503 else {}
-    return _json_response(body, error.status, headers)
+    return _json_response(body, error.status, {**headers, **error.headers})
 
 
 class Router:
     """Registers views for operations of the table on a Chalice app."""
 
-    def __init__(self, app: Chalice, *, authenticate: Callable[[Mapping[str, str]], str]) -> None:
+    def __init__(
+        self,
+        app: Chalice,
+        *,
+        authenticate: Callable[[Mapping[str, str]], str],
+        admit: Callable[[str], Mapping[str, str]],
+    ) -> None:
         self._app = app
         self._authenticate = authenticate
+        self._admit = admit  # the tenant's rate limit: its headers, or RateLimited
         self.public: set[tuple[str, str]] = set()
 
     def route(self, operation_id: str) -> Callable[[Callable[..., Any]], Any]:
@@ -144,22 +151,29 @@ class Router:
     ) -> ChaliceResponse:
         request = self._app.current_request
         assert request is not None
+        limits: Mapping[str, str] = {}
         try:
-            tenant = None if op.public else self._authenticate(request.headers)
-            return _answer(op, view(Call(request, op, tenant), **params))
+            tenant = None
+            if not op.public:
+                tenant = self._authenticate(request.headers)
+                limits = self._admit(tenant)
+            response = _answer(op, view(Call(request, op, tenant), **params))
         except AppError as exc:
-            return error_response(exc)
+            response = error_response(exc)
         except TransientError as exc:
             log.warning("dependency failing: %s", exc)
-            return error_response(ServiceUnavailable("a dependency is unavailable; retry shortly"))
+            unavailable = ServiceUnavailable("a dependency is unavailable; retry shortly")
+            response = error_response(unavailable)
         except Exception:
             log.exception("unhandled error")
             body = contract.Error(
                 error=contract.ErrorDetail(code="internal_error", message="internal error")
             )
-            return _json_response(body, 500, {})
+            response = _json_response(body, 500, {})
         finally:
             flush_metrics()
+        response.headers = {**limits, **(response.headers or {})}  # errors after admission too
+        return response
 
 
 def _answer(op: Operation, result: Any) -> ChaliceResponse:

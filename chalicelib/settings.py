@@ -145,6 +145,9 @@ class Settings(BaseModel):
     upload_url_ttl_s: int = _env("UPLOAD_URL_TTL_SECONDS", 900, ge=1, le=7 * 86400)
     max_batch_images: int = _env("MAX_BATCH_IMAGES", 50, ge=1, le=500)
     retention_days: int = _env("RETENTION_DAYS", 30, ge=1)
+    # Each tenant's token bucket (chalicelib/rate_limits.py); infra.keys sets a tenant's own.
+    rate_limit_rps: float = _env("RATE_LIMIT_RPS", 50.0, gt=0, le=10_000)
+    rate_limit_burst: int = _env("RATE_LIMIT_BURST", 100, ge=1, le=100_000)
     webhook_allow_hosts: Hosts = _env("WEBHOOK_ALLOW_HOSTS", frozenset())
     # The ports of this machine's own services, refused as webhook targets on any local address
     # (the local runtime sets its emulator's and API's: a webhook to the emulator's admin API

@@ -20,6 +20,7 @@ from chalicelib.api_keys import Authenticator, KeyStore
 from chalicelib.aws import AwsClients
 from chalicelib.contract import JobDetail, WaitQuery
 from chalicelib.job_actions import JobActions
+from chalicelib.rate_limits import RateLimiter, rate_limiter
 from chalicelib.routing import Call, Router
 from chalicelib.settings import Settings
 from chalicelib.telemetry import configure_logging
@@ -29,9 +30,10 @@ STATUS_ROUTE = ("/jobs/{job_id}", "GET")
 
 @dataclass(frozen=True)
 class StatusServices:
-    """What the status function needs: the key check and the jobs."""
+    """What the status function needs: the key check, the rate limit and the jobs."""
 
     auth: Authenticator
+    limiter: RateLimiter
     jobs: JobActions
 
 
@@ -40,6 +42,7 @@ def build_status_services(settings: Settings, adapters: Adapters | None = None) 
     a = adapters or Adapters.build(settings, AwsClients(settings))
     return StatusServices(
         auth=Authenticator(keys=KeyStore(a.tenants), configured=settings.api_keys),
+        limiter=rate_limiter(settings, a.tenants),
         jobs=JobActions(
             settings=settings,
             repo=a.repo,
@@ -78,7 +81,11 @@ def job_status(call: Call, job_id: str, jobs: JobActions) -> JobDetail:
 
 configure_logging()
 app = Chalice(app_name="imgcls-status")
-router = Router(app, authenticate=lambda headers: get_status_services().auth.authenticate(headers))
+router = Router(
+    app,
+    authenticate=lambda headers: get_status_services().auth.authenticate(headers),
+    admit=lambda tenant: get_status_services().limiter.admit(tenant),
+)
 
 
 @router.route("getJob")

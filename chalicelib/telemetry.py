@@ -201,6 +201,8 @@ _METRICS: dict[str, tuple[str, str]] = {
     "jobs_submitted": ("JobsSubmitted", "jobs accepted, by source (api, upload, s3)"),
     "jobs_succeeded": ("JobsSucceeded", "jobs that ended SUCCEEDED"),
     "jobs_failed": ("JobsFailed", "jobs that ended FAILED, by error code"),
+    "uploads_refused": ("UploadsRefused", "images sent with an upload form already used, removed"),
+    "rate_limited": ("RateLimited", "requests refused over a tenant's rate limit"),
     "dead_letters": ("DeadLetters", "messages that reached the jobs dead-letter queue"),
     "webhooks_delivered": ("WebhooksDelivered", "webhook attempts a receiver accepted"),
     "webhooks_failed": ("WebhooksFailed", "webhook attempts that failed (retried or given up)"),

@@ -8,6 +8,7 @@ A record that belongs to a tenant is only ever read under that tenant's partitio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.dynamo import call, conditional, from_item, to_item
@@ -27,6 +28,15 @@ def _item(pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in from_item(item).items() if k not in ("pk", "sk")}
+
+
+@dataclass(frozen=True)
+class Updated:
+    """What a conditional update did: the attributes it wrote, or the record that refused it
+    (empty when there was none)."""
+
+    done: bool
+    values: dict[str, Any]
 
 
 class TenantTable:
@@ -68,6 +78,23 @@ class TenantTable:
         if written.done or written.old_item is None:
             return dict(values)
         return _plain(written.old_item)
+
+    def update_if(
+        self, pk: str, sk: str, *, update: str, condition: str, values: dict[str, Any]
+    ) -> Updated:
+        """Apply ``update`` when ``condition`` holds (the record may not exist yet)."""
+        written = conditional(
+            self._db.update_item,
+            TableName=self._table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=to_item(values),
+            ReturnValues="UPDATED_NEW",
+        )
+        if written.done and written.response is not None:
+            return Updated(True, from_item(written.response.get("Attributes", {})))
+        return Updated(False, _plain(written.old_item) if written.old_item else {})
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         """One record, or None."""

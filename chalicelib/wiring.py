@@ -19,6 +19,7 @@ from chalicelib.fanout import Fanout
 from chalicelib.ingest import Ingester
 from chalicelib.job_actions import JobActions
 from chalicelib.model_info import read_model_info
+from chalicelib.rate_limits import RateLimiter, rate_limiter
 from chalicelib.readiness import ReadinessProbe
 from chalicelib.settings import Settings
 from chalicelib.submit import Submitter
@@ -40,6 +41,7 @@ class Services:
     model: Model
     adapters: Adapters
     auth: Authenticator
+    limiter: RateLimiter
     keys: KeyStore
     submit: Submitter
     jobs: JobActions
@@ -92,6 +94,7 @@ def build_services(
         model=model,
         adapters=a,
         auth=Authenticator(keys=keys, configured=s.api_keys),
+        limiter=rate_limiter(s, a.tenants),
         keys=keys,
         submit=submitter,
         jobs=JobActions(

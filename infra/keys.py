@@ -1,4 +1,5 @@
-"""Manage API keys: ``imgcls-keys create|list|revoke`` (or ``python -m infra.keys``).
+"""Manage API keys and rate limits: ``imgcls-keys create|list|revoke|limit`` (or
+``python -m infra.keys``).
 
 Talks to the tenants table of whatever the environment points at: the local runtime's emulator
 (``AWS_ENDPOINT_URL=http://127.0.0.1:4566``), LocalStack, or AWS (``TENANTS_TABLE`` set to the
@@ -21,7 +22,8 @@ from botocore.exceptions import (
 
 from chalicelib.api_keys import KeyStore
 from chalicelib.aws import AwsClients
-from chalicelib.errors import AppError, ConfigurationError, TransientError
+from chalicelib.errors import AppError, BadRequest, ConfigurationError, TransientError
+from chalicelib.rate_limits import Limit, LimitStore
 from chalicelib.settings import Settings
 from chalicelib.tenant_table import TenantTable
 
@@ -46,10 +48,34 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     revoke = commands.add_parser("revoke", help="revoke one of a tenant's keys")
     revoke.add_argument("tenant")
     revoke.add_argument("key_id")
+    limit = commands.add_parser(
+        "limit",
+        help="show a tenant's rate limit; with --rps and --burst, give it its own; "
+        "--default: back to RATE_LIMIT_RPS and RATE_LIMIT_BURST",
+    )
+    limit.add_argument("tenant")
+    limit.add_argument("--rps", type=float, help="requests a second")
+    limit.add_argument("--burst", type=int, help="requests at once")
+    limit.add_argument("--default", action="store_true", help="drop the tenant's own limit")
     return parser
 
 
-def _run(args: argparse.Namespace, store: KeyStore) -> object:
+def _limit(args: argparse.Namespace, limits: LimitStore) -> object:
+    if args.default:
+        limits.clear(args.tenant)
+    elif args.rps is not None or args.burst is not None:
+        if args.rps is None or args.burst is None:
+            raise BadRequest("give both --rps and --burst", code="invalid_limit")
+        limits.set(args.tenant, Limit(args.rps, args.burst))
+    own = limits.get(args.tenant)
+    if own is None:
+        return {"tenant": args.tenant, "limit": "default (RATE_LIMIT_RPS, RATE_LIMIT_BURST)"}
+    return {"tenant": args.tenant, "rps": own.rps, "burst": own.burst}
+
+
+def _run(args: argparse.Namespace, store: KeyStore, limits: LimitStore) -> object:
+    if args.command == "limit":
+        return _limit(args, limits)
     if args.command == "create":
         return store.create(args.tenant)
     if args.command == "list":
@@ -80,16 +106,19 @@ def explain(exc: Exception, settings: Settings | None) -> str:
 
 
 def main(
-    argv: Sequence[str] | None = None, store: KeyStore | None = None, *, prog: str | None = None
+    argv: Sequence[str] | None = None,
+    tenants: TenantTable | None = None,
+    *,
+    prog: str | None = None,
 ) -> int:
     """Entry point; prints JSON, or one line on stderr when something is wrong."""
     args = _parser(prog).parse_args(argv)
     settings: Settings | None = None
     try:
-        if store is None:
+        if tenants is None:
             settings = Settings.from_env()
-            store = KeyStore(TenantTable(AwsClients(settings).dynamodb, settings.tenants_table))
-        result = _run(args, store)
+            tenants = TenantTable(AwsClients(settings).dynamodb, settings.tenants_table)
+        result = _run(args, KeyStore(tenants), LimitStore(tenants))
     except AppError as exc:
         print(json.dumps(exc.to_dict()), file=sys.stderr)
         return 1

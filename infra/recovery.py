@@ -7,8 +7,9 @@ once at start, before the pollers run:
 
 - a job still ``PENDING`` or ``PROCESSING`` is queued again (its start is a conditional write:
   a second message for it is harmless);
-- an image under ``uploads/`` or ``incoming/`` with no job is ingested (its job id comes from
-  the object, so this makes the job S3's event would have made);
+- an image under ``incoming/`` with no job, and every object under ``uploads/`` (taking an
+  upload removes it), is ingested (the job id comes from the object, so this makes the job S3's
+  event would have made, once);
 - a delivery recorded ``pending`` or ``retrying`` is queued again, for the job's current event;
 - a finished job whose event may not have been fanned out (a webhook or a subscription with no
   delivery record for it, a bulk drop with no result file) has its event published again (same
@@ -65,7 +66,8 @@ def recover(services: Services, settings: Settings, aws: AwsClients) -> Counter[
     for prefix in (UPLOADS_PREFIX, INCOMING_PREFIX):
         for obj in _objects(aws, settings.bucket, prefix):
             stored = stored_object(settings.bucket, obj["Key"], str(obj.get("ETag", "")))
-            if stored is not None and stored.job_id not in jobs:
+            # An upload still there was not taken yet (taking it removes it), job or not.
+            if stored is not None and (stored.source == "upload" or stored.job_id not in jobs):
                 services.ingest.ingest_object(stored)
                 done["objects ingested"] += 1
     deliveries = _deliveries(aws, settings)

@@ -136,11 +136,13 @@ def test_seeding_is_idempotent_and_a_key_cannot_change_tenant(keys: KeyStore) ->
         keys.create("grace", key="seeded-key-0123456789")
 
 
-def test_the_keys_command_creates_lists_and_revokes(keys: KeyStore) -> None:
+def test_the_keys_command_creates_lists_and_revokes(stack: Stack) -> None:
+    tenants = stack.services.adapters.tenants
+
     def run(*argv: str) -> Any:
         out = io.StringIO()
         with redirect_stdout(out):
-            assert keys_main(list(argv), store=keys) == 0
+            assert keys_main(list(argv), tenants) == 0
         return json.loads(out.getvalue())
 
     created = run("create", "heidi")
@@ -149,7 +151,7 @@ def test_the_keys_command_creates_lists_and_revokes(keys: KeyStore) -> None:
     assert [k["key_id"] for k in run("list", "heidi")] == [created["key_id"]]
     assert run("revoke", "heidi", created["key_id"]) == {"revoked": created["key_id"]}
     assert run("list", "heidi") == []
-    assert keys_main(["revoke", "heidi", created["key_id"]], store=keys) == 1
+    assert keys_main(["revoke", "heidi", created["key_id"]], tenants) == 1
 
 
 def test_nothing_of_one_tenant_is_visible_to_another(api: Api) -> None:

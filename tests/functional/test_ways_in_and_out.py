@@ -196,6 +196,50 @@ def test_presigned_upload_becomes_a_job_when_s3_says_it_arrived(api: Api, stack:
     assert done["attempts"] == 1
 
 
+def send_again(form: dict[str, Any], data: bytes) -> None:
+    """Use an upload form a second time, as anyone holding it may while it is valid."""
+    sent = requests.post(
+        form["upload"]["url"],
+        data=form["upload"]["fields"],
+        files={"file": ("p", data, "image/jpeg")},
+        timeout=30,
+    )
+    assert sent.status_code in (200, 201, 204), sent.text
+
+
+def test_an_upload_form_used_again_cannot_replace_the_image_of_its_job(
+    api: Api, stack: Stack
+) -> None:
+    s3, bucket = stack.clients.s3, stack.settings.bucket
+    # GIVEN an upload that became a job and finished
+    original = cat_jpeg()
+    form = upload(api, original)
+    job_id = form["job_id"]
+    assert api.invoke("ingest", s3_notifications(stack)) == NOTHING_FAILED
+    classify_all(api, stack)
+    done = api.job(job_id)
+    assert done["status"] == "SUCCEEDED"
+    # the image moved to the job's own key; the upload object is gone
+    own = s3.get_object(Bucket=bucket, Key=f"images/a/{job_id}")["Body"].read()
+    assert own == original
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=f"uploads/a/{job_id}/")
+
+    # WHEN the same form sends another image
+    send_again(form, COFFEE.read_bytes())
+    assert api.invoke("ingest", s3_notifications(stack)) == NOTHING_FAILED
+
+    # THEN the job and its image are as they were, and the intruding object is removed
+    assert api.job(job_id) == done | {"image_url": api.job(job_id)["image_url"]}
+    assert s3.get_object(Bucket=bucket, Key=f"images/a/{job_id}")["Body"].read() == original
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=f"uploads/a/{job_id}/")
+    assert stack.receive_jobs_event()["Records"] == []  # nothing queued again
+    # AND the same bytes again are a repeated event: no second job, nothing changes
+    send_again(form, original)
+    assert api.invoke("ingest", s3_notifications(stack)) == NOTHING_FAILED
+    assert api.job(job_id)["status"] == "SUCCEEDED"
+    assert [j["job_id"] for j in api.get("/jobs").json["jobs"]] == [job_id]
+
+
 def test_upload_of_something_that_is_not_an_image_ends_failed_with_the_reason(
     api: Api, stack: Stack
 ) -> None:
