@@ -62,12 +62,18 @@ class Queue:
                 raise TransientError(f"SQS queue {self._name} not found: {exc}") from exc
         return self._url
 
-    def send(self, body: str, *, delay_s: int = 0) -> None:
-        """Send one message, visible after ``delay_s`` seconds (at most 900)."""
+    def send(self, body: str, *, delay_s: int = 0, group: str | None = None) -> None:
+        """Send one message, visible after ``delay_s`` seconds (at most 900); ``group`` is its
+        ``MessageGroupId``, which a standard queue uses to be fair across groups."""
+        request: dict[str, Any] = {
+            "QueueUrl": self.url,
+            "MessageBody": body,
+            "DelaySeconds": min(MAX_DELAY_S, max(0, delay_s)),
+        }
+        if group:
+            request["MessageGroupId"] = group
         try:
-            self._sqs.send_message(
-                QueueUrl=self.url, MessageBody=body, DelaySeconds=min(MAX_DELAY_S, max(0, delay_s))
-            )
+            self._sqs.send_message(**request)
         except ClientError as exc:
             raise TransientError(f"SQS send failed: {exc}") from exc
 
@@ -87,20 +93,27 @@ class Queue:
 
 
 class JobQueue:
-    """The jobs queue."""
+    """The jobs queue: a standard queue, fair across tenants.
+
+    Each message's ``MessageGroupId`` is its tenant. On a standard queue that makes SQS a fair
+    queue: when one tenant holds a disproportionate share of the consumer's recent processing
+    time (a burst of huge images, say), SQS hands out other tenants' messages first, so their
+    wait stays short while the burst drains. No ordering is implied and nothing costs more.
+    """
 
     def __init__(self, queue: Queue) -> None:
         self._queue = queue
 
-    def send(self, job_id: str, generation: int) -> None:
+    def send(self, job_id: str, generation: int, *, tenant: str) -> None:
         """Queue one run of a job for classification."""
-        self._queue.send(JobMessage(job_id=job_id, generation=generation).to_body())
+        body = JobMessage(job_id=job_id, generation=generation).to_body()
+        self._queue.send(body, group=tenant)
 
 
 def enqueue(job: JobRecord, *, queue: JobQueue, repo: JobRepository) -> None:
     """Queue a recorded job; if the queue is down, the job ends FAILED (retryable), not lost."""
     try:
-        queue.send(job.job_id, job.generation)
+        queue.send(job.job_id, job.generation, tenant=job.owner)
     except TransientError as exc:
         repo.fail(job.job_id, code="enqueue_failed", message=str(exc))
         raise ServiceUnavailable(

@@ -61,7 +61,7 @@ def recover(services: Services, settings: Settings, aws: AwsClients) -> Counter[
     jobs = {job.job_id: job for job in (JobRecord.from_item(i) for i in _scan(aws, settings.table))}
     for job in jobs.values():
         if not job.status.terminal:
-            a.jobs_queue.send(job.job_id, job.generation)
+            a.jobs_queue.send(job.job_id, job.generation, tenant=job.owner)
             done["jobs requeued"] += 1
     for prefix in (UPLOADS_PREFIX, INCOMING_PREFIX):
         for obj in _objects(aws, settings.bucket, prefix):

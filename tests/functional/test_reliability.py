@@ -45,11 +45,11 @@ class DownQueue(JobQueue):
         self._inner = inner
         self.down = True
 
-    def send(self, job_id: str, generation: int) -> None:
+    def send(self, job_id: str, generation: int, *, tenant: str) -> None:
         """Queue the run, unless SQS is down."""
         if self.down:
             raise TransientError("SQS unavailable")
-        self._inner.send(job_id, generation)
+        self._inner.send(job_id, generation, tenant=tenant)
 
 
 def classifier_around(

@@ -197,3 +197,21 @@ def test_records_expire_and_image_urls_are_short_lived(api: Api, stack: Stack) -
     assert "X-Amz-Signature" in query
     public = stack.clients.s3.get_public_access_block(Bucket=stack.settings.bucket)
     assert all(public["PublicAccessBlockConfiguration"].values())
+
+
+def test_each_tenants_jobs_are_their_own_group_in_the_fair_jobs_queue(
+    api: Api, stack: Stack
+) -> None:
+    # A standard queue is fair across MessageGroupIds: one tenant's burst of huge images must
+    # not hold back another tenant's photo (SQS serves the quieter group first).
+    jobs = {api.submit(cat_jpeg(), key=KEY_A): "a", api.submit(cat_jpeg(), key=KEY_B): "b"}
+
+    sqs = stack.clients.sqs
+    got = sqs.receive_message(
+        QueueUrl=stack.resources.jobs_queue_url,
+        MaxNumberOfMessages=10,
+        MessageSystemAttributeNames=["MessageGroupId"],
+    )["Messages"]
+
+    groups = {json.loads(m["Body"])["job_id"]: m["Attributes"]["MessageGroupId"] for m in got}
+    assert groups == jobs
