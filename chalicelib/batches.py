@@ -69,6 +69,7 @@ class Batches:
                 f"a batch holds at most {limit} images; this one has {len(files)}",
                 code="too_many_images",
             )
+        self._submitter.caps.check(owner, jobs=len(files))  # once for the batch
         batch_id = uuid.uuid4().hex
         job_ids: list[str] = []
         rejected: list[Rejected] = []
@@ -80,6 +81,7 @@ class Batches:
                     webhook_url=form.fields.get("webhook_url"),
                     batch_id=batch_id,
                     filename=part.filename,
+                    capped=True,
                 )
             except AppError as exc:
                 if exc.code == "invalid_webhook_url":

@@ -114,17 +114,17 @@ class Ingester:
         self._images.delete(obj.key)  # after the job is queued: a crash before retries it all
         return job
 
-    def _inspected(self, data: bytes) -> tuple[str, AppError | None]:
-        """The image's type, or why it is not one we accept (stored as bytes then)."""
+    def _inspected(self, data: bytes) -> tuple[str, int | None, AppError | None]:
+        """The image's type and pixels, or why it is not one we accept (stored as bytes)."""
         s = self._settings
         try:
             found = inspect(data, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
         except AppError as exc:
-            return "application/octet-stream", exc
-        return found.content_type, None
+            return "application/octet-stream", None, exc
+        return found.content_type, found.width * found.height, None
 
     def _make_job(self, obj: StoredObject, data: bytes, *, s3_key: str) -> JobRecord | None:
-        content_type, error = self._inspected(data)
+        content_type, pixels, error = self._inspected(data)
         job = new_record(
             self._settings,
             owner=obj.tenant,
@@ -134,6 +134,7 @@ class Ingester:
             data=data,
             source=obj.source,
             filename=obj.filename,
+            pixels=pixels,
         )
         if error is not None:
             job = job.model_copy(

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 OWNER_INDEX = "owner-created-index"
+# A sparse index of unfinished jobs: ``open_owner`` is the owner while the job is PENDING or
+# PROCESSING and absent otherwise, so the index holds exactly a tenant's unfinished jobs (with
+# their pixels) and counting them reads nothing else.
+OPEN_INDEX = "open-jobs-index"
 _OPEN = (JobStatus.PENDING, JobStatus.PROCESSING)
 
 
@@ -52,20 +56,26 @@ class JobRecord(Job):
     image_sha256: str | None = None
     idempotency_key: str | None = None
     expires_at: int | None = None  # epoch seconds; DynamoDB's TTL removes the record after it
+    pixels: int | None = None  # width × height, counted against the tenant's unfinished pixels
 
     def view(self) -> Job:
         """The public view: no owner, no storage details."""
         return Job.model_validate(self.model_dump(include=set(Job.model_fields)))
 
     def to_item(self) -> dict[str, Any]:
-        """The DynamoDB item; absent and empty fields are left out."""
+        """The DynamoDB item; absent and empty fields are left out, and ``open_owner`` is there
+        while the job is unfinished (``OPEN_INDEX``)."""
         plain = self.model_dump(mode="json", exclude_none=True)
+        if not self.status.terminal:
+            plain["open_owner"] = self.owner
         return to_item({k: v for k, v in plain.items() if v != {}})
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> JobRecord:
         """A record from a DynamoDB item."""
-        return cls.model_validate(from_item(item))
+        plain = from_item(item)
+        plain.pop("open_owner", None)
+        return cls.model_validate(plain)
 
 
 @dataclass(frozen=True)
@@ -166,6 +176,12 @@ class JobRepository:
             names["#gen"] = "generation"
             values[":gen"] = generation
             condition += f" AND ({_same_generation(generation)})"
+        target = set_values.get("status")
+        if target is not None and JobStatus(target).terminal:
+            remove = (*remove, "open_owner")  # out of the unfinished jobs' index
+        elif target == JobStatus.PENDING.value:  # a retry: unfinished again
+            names["#open"], names["#owner"] = "open_owner", "owner"
+            expression += ", #open = #owner"
         if remove:
             names.update({f"#r{i}": attr for i, attr in enumerate(remove)})
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
@@ -263,6 +279,29 @@ class JobRepository:
             increment="generation",
             remove=("error",),
         )
+
+    def unfinished(self, owner: str, *, enough: int) -> tuple[int, int]:
+        """How many of the owner's jobs are unfinished, and their pixels, from the sparse
+        index (eventually consistent: a job made or finished a moment ago may be missed). Stops
+        counting past ``enough`` jobs."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": OPEN_INDEX,
+            "KeyConditionExpression": "#open = :owner",
+            "ProjectionExpression": "pixels",
+            "ExpressionAttributeNames": {"#open": "open_owner"},
+            "ExpressionAttributeValues": {":owner": {"S": owner}},
+        }
+        jobs = pixels = 0
+        while True:
+            resp = call(self._db.query, **request)
+            for item in resp.get("Items", []):
+                jobs += 1
+                pixels += int(item.get("pixels", {}).get("N", "0"))
+            last = resp.get("LastEvaluatedKey")
+            if not last or jobs > enough:
+                return jobs, pixels
+            request["ExclusiveStartKey"] = last
 
     def list_for_owner(
         self,

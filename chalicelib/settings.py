@@ -148,6 +148,9 @@ class Settings(BaseModel):
     # Each tenant's token bucket (chalicelib/rate_limits.py); infra.keys sets a tenant's own.
     rate_limit_rps: float = _env("RATE_LIMIT_RPS", 50.0, gt=0, le=10_000)
     rate_limit_burst: int = _env("RATE_LIMIT_BURST", 100, ge=1, le=100_000)
+    # A tenant's unfinished work at once (chalicelib/pending_caps.py).
+    max_pending_jobs: int = _env("MAX_PENDING_JOBS", 1000, ge=1)
+    max_pending_pixels: int = _env("MAX_PENDING_PIXELS", 4_000_000_000, ge=1)
     webhook_allow_hosts: Hosts = _env("WEBHOOK_ALLOW_HOSTS", frozenset())
     # The ports of this machine's own services, refused as webhook targets on any local address
     # (the local runtime sets its emulator's and API's: a webhook to the emulator's admin API

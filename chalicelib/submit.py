@@ -16,6 +16,7 @@ from chalicelib.errors import Conflict
 from chalicelib.image_store import ImageStore, image_key
 from chalicelib.images import inspect
 from chalicelib.job_store import JobRecord, JobRepository, idempotent_job_id, new_job_id, utc_now
+from chalicelib.pending_caps import PendingCaps
 from chalicelib.queues import JobQueue, enqueue
 from chalicelib.settings import Settings
 from chalicelib.submission import parse_submission
@@ -56,9 +57,11 @@ class Submitter:
         repo: JobRepository,
         images: ImageStore,
         queue: JobQueue,
+        caps: PendingCaps,
         resolve: Resolver = system_resolver,
     ) -> None:
         self.settings = settings
+        self.caps = caps
         self._repo = repo
         self._images = images
         self._queue = queue
@@ -96,6 +99,7 @@ class Submitter:
         idempotency_key: str | None = None,
         batch_id: str | None = None,
         filename: str | None = None,
+        capped: bool = False,
     ) -> JobRecord:
         """Check the image at the door, store it, record the job PENDING and queue it.
 
@@ -103,7 +107,8 @@ class Submitter:
         returns the job the first one made (and queues it again if it is still PENDING, in case
         the first request died between recording and queueing); the same key with another
         image is a 409. Without a key nothing is read: a create that is refused (a concurrent
-        request with the same key) hands back the record that won.
+        request with the same key) hands back the record that won. A new job must fit the
+        tenant's caps on unfinished work, unless the caller checked them (``capped``).
         """
         s = self.settings
         info = inspect(data, max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
@@ -121,11 +126,14 @@ class Submitter:
             idempotency_key=idempotency_key,
             batch_id=batch_id,
             filename=filename,
+            pixels=info.width * info.height,
         )
         if idempotency_key:  # a replay must not overwrite the first request's image
             existing = self._repo.get(job_id)
             if existing is not None:
                 return self._replay(existing, job)
+        if not capped:
+            self.caps.check(owner, pixels=info.width * info.height)
         # Image first, then record, then message: a message never points at nothing.
         self._images.put(job.s3_key, data, info.content_type)
         created = self._repo.create(job)

@@ -6,19 +6,22 @@ from __future__ import annotations
 from chalicelib.contract import Upload, UploadForm, UploadRequest
 from chalicelib.image_store import ImageStore, safe_filename, upload_key
 from chalicelib.job_store import new_job_id
+from chalicelib.pending_caps import PendingCaps
 from chalicelib.settings import Settings
 
 
 class Uploads:
     """Mints a job id and the form to upload its image with."""
 
-    def __init__(self, *, settings: Settings, images: ImageStore) -> None:
+    def __init__(self, *, settings: Settings, images: ImageStore, caps: PendingCaps) -> None:
         self._settings = settings
         self._images = images
+        self._caps = caps
 
     def create(self, *, owner: str, request: UploadRequest, base_path: str) -> Upload:
         """The job id, the presigned form, how long it is valid and where to follow the job."""
         s = self._settings
+        self._caps.check(owner)  # its pixels are not known until it arrives
         job_id = new_job_id()
         form = self._images.presigned_post(
             upload_key(owner, job_id, safe_filename(request.filename)),

@@ -19,6 +19,7 @@ from chalicelib.fanout import Fanout
 from chalicelib.ingest import Ingester
 from chalicelib.job_actions import JobActions
 from chalicelib.model_info import read_model_info
+from chalicelib.pending_caps import PendingCaps
 from chalicelib.rate_limits import RateLimiter, rate_limiter
 from chalicelib.readiness import ReadinessProbe
 from chalicelib.settings import Settings
@@ -82,8 +83,9 @@ def build_services(
     s = settings
     a = adapters or Adapters.build(s, aws or AwsClients(s))
     keys = KeyStore(a.tenants)
+    caps = PendingCaps(settings=s, repo=a.repo)
     submitter = Submitter(
-        settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, resolve=resolve
+        settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, caps=caps, resolve=resolve
     )
     model = read_model_info(s.model_dir)
     http = sender or HttpSender(
@@ -101,7 +103,7 @@ def build_services(
             settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, deliveries=a.deliveries
         ),
         batches=Batches(submitter=submitter, repo=a.repo, store=a.batches),
-        uploads=Uploads(settings=s, images=a.images),
+        uploads=Uploads(settings=s, images=a.images, caps=caps),
         subscriptions=Subscriptions(settings=s, store=a.webhooks, resolve=resolve),
         classify=BatchClassifier(
             settings=s,

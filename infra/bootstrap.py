@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import AwsClients
 from chalicelib.image_store import INCOMING_PREFIX, UPLOADS_PREFIX
-from chalicelib.job_store import OWNER_INDEX
+from chalicelib.job_store import OPEN_INDEX, OWNER_INDEX
 from chalicelib.settings import INGEST_QUEUE_NAME, NOTIFY_QUEUE_NAME, Settings
 
 MAX_RECEIVE_COUNT = 5
@@ -121,14 +121,43 @@ def _table(aws: AwsClients, name: str, *, keys: list[tuple[str, str]], **extra: 
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
+        _add_missing_indexes(aws, name, extra.get("GlobalSecondaryIndexes", []))
     deadline = time.monotonic() + 60
-    while aws.dynamodb.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":
+    while not _active(aws.dynamodb.describe_table(TableName=name)["Table"]):
         if time.monotonic() > deadline:
             raise TimeoutError(f"table {name} did not become ACTIVE")
         time.sleep(0.5)
     aws.dynamodb.update_time_to_live(
         TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
     )
+
+
+def _active(table: Any) -> bool:
+    indexes = table.get("GlobalSecondaryIndexes", [])
+    return table["TableStatus"] == "ACTIVE" and all(
+        i.get("IndexStatus", "ACTIVE") == "ACTIVE" for i in indexes
+    )
+
+
+def _add_missing_indexes(aws: AwsClients, name: str, wanted: list[Any]) -> None:
+    """A table kept from an earlier version (a local DATA_DIR) gains the indexes added since."""
+    have = {
+        i["IndexName"]
+        for i in aws.dynamodb.describe_table(TableName=name)["Table"].get(
+            "GlobalSecondaryIndexes", []
+        )
+    }
+    for index in wanted:
+        if index["IndexName"] in have:
+            continue
+        aws.dynamodb.update_table(
+            TableName=name,
+            AttributeDefinitions=[
+                {"AttributeName": k["AttributeName"], "AttributeType": "S"}
+                for k in index["KeySchema"]
+            ],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
 
 
 def _tables(aws: AwsClients, settings: Settings) -> None:
@@ -144,7 +173,15 @@ def _tables(aws: AwsClients, settings: Settings) -> None:
                     {"AttributeName": "created_at", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": OPEN_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "open_owner", "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["pixels"]},
+            },
         ],
     )
     _table(aws, settings.tenants_table, keys=[("pk", "HASH"), ("sk", "RANGE")])

@@ -175,7 +175,12 @@ def test_queue_outage_is_503_and_the_job_is_kept_failed_and_retryable(
     down = DownQueue(a.jobs_queue)
     stack.install(
         submit=Submitter(
-            settings=stack.settings, repo=a.repo, images=a.images, queue=down, resolve=fake_resolve
+            settings=stack.settings,
+            repo=a.repo,
+            images=a.images,
+            queue=down,
+            caps=stack.services.submit.caps,
+            resolve=fake_resolve,
         ),
         jobs=JobActions(
             settings=stack.settings,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib.image_store import INCOMING_PREFIX, UPLOADS_PREFIX
-from chalicelib.job_store import OWNER_INDEX
+from chalicelib.job_store import OPEN_INDEX, OWNER_INDEX
 from chalicelib.settings import NOTIFY_QUEUE_NAME, Settings
 from infra.bootstrap import MAX_RECEIVE_COUNT, bootstrap
 from infra.local import chalice_config, config_environment, function_setting
@@ -128,7 +128,15 @@ def test_jobs_table_is_on_demand_with_owner_index_ttl_and_backups(
     table = props(resources, "JobsTable")
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
-    (index,) = table["GlobalSecondaryIndexes"]
+    index, unfinished = table["GlobalSecondaryIndexes"]
+    assert unfinished == {
+        "IndexName": OPEN_INDEX,
+        "KeySchema": [
+            {"AttributeName": "open_owner", "KeyType": "HASH"},
+            {"AttributeName": "created_at", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["pixels"]},
+    }
     assert index["IndexName"] == OWNER_INDEX
     assert index["KeySchema"] == [
         {"AttributeName": "owner", "KeyType": "HASH"},
