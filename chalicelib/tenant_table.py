@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.dynamo import call, conditional, from_item, to_item
+from chalicelib.dynamo import call, conditional, from_item, serialize, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -135,3 +135,50 @@ class TenantTable:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=to_item(condition_values),
         ).done
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        condition: str = "attribute_exists(pk)",
+    ) -> dict[str, Any] | None:
+        """Update a record in place when ``condition`` holds (by default: it exists); the
+        record as it is afterwards, or None when the condition refused the update."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ReturnValues": "ALL_NEW",
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        if values:
+            request["ExpressionAttributeValues"] = {k: serialize(v) for k, v in values.items()}
+        written = conditional(self._db.update_item, **request)
+        if written.response is None:
+            return None
+        return _plain(written.response.get("Attributes", {}))
+
+    def page(
+        self, pk: str, prefix: str, *, limit: int, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to ``limit`` records of ``pk`` under ``prefix``, by descending sort key, starting
+        after the sort key ``after``; the records and the sort key to continue after (or None)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": prefix}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": after}}
+        resp = call(self._db.query, **request)
+        last = resp.get("LastEvaluatedKey")
+        return [_plain(item) for item in resp.get("Items", [])], last["sk"]["S"] if last else None
