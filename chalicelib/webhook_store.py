@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from chalicelib.contract import EventType
+from chalicelib.contract import DisabledReason, EventType
 from chalicelib.signatures import new_secret
 from chalicelib.tenant_table import TenantTable, tenant_partition
 
@@ -28,6 +28,10 @@ class Subscription(BaseModel):
     created_at: str
     previous_secret: str | None = None
     rotated_at: str | None = None
+    enabled: bool = True
+    disabled_reason: DisabledReason | None = None
+    disabled_at: str | None = None
+    failed_events: int = 0  # events in a row whose delivery failed for good
 
     def signing_secrets(self, *, now: float) -> list[str]:
         """The secrets a delivery is signed with: the current one, and for a day after a
@@ -65,11 +69,53 @@ class WebhookStore:
         found = self._table.get(tenant_partition(owner), _sort_key(webhook_id))
         return None if found is None else Subscription.model_validate(found)
 
-    def replace(self, owner: str, subscription: Subscription) -> bool:
-        """Write a subscription that exists; False if it is gone."""
-        return self._table.replace(
-            tenant_partition(owner), _sort_key(subscription.id), subscription.model_dump()
+    def rotate(self, owner: str, webhook_id: str, *, secret: str, now: str) -> Subscription | None:
+        """Sign with ``secret`` from now on, the current secret becoming the previous one (one
+        update, so a concurrent rotation or delivery outcome is never overwritten); None if the
+        subscription is gone."""
+        return self._update(
+            owner,
+            webhook_id,
+            "SET previous_secret = secret, secret = :secret, rotated_at = :now",
+            {":secret": secret, ":now": now},
         )
+
+    def enable(self, owner: str, webhook_id: str) -> Subscription | None:
+        """Deliver to the subscription again, its past failures forgotten; None if it is gone."""
+        return self._update(
+            owner,
+            webhook_id,
+            "SET enabled = :true, failed_events = :zero REMOVE disabled_reason, disabled_at",
+            {":true": True, ":zero": 0},
+        )
+
+    def disable(
+        self, owner: str, webhook_id: str, *, reason: DisabledReason, now: str
+    ) -> Subscription | None:
+        """Send the subscription nothing more; None if it is gone."""
+        return self._update(
+            owner,
+            webhook_id,
+            "SET enabled = :false, disabled_reason = :reason, disabled_at = :now",
+            {":false": False, ":reason": reason, ":now": now},
+        )
+
+    def event_failed(self, owner: str, webhook_id: str) -> Subscription | None:
+        """Count one more event in a row whose delivery failed for good (an atomic ``ADD``, so
+        concurrent deliveries each count); the subscription afterwards, or None if gone."""
+        return self._update(owner, webhook_id, "ADD failed_events :one", {":one": 1})
+
+    def event_delivered(self, owner: str, webhook_id: str) -> None:
+        """A delivery succeeded: the failures in a row start again from 0."""
+        self._update(owner, webhook_id, "SET failed_events = :zero", {":zero": 0})
+
+    def _update(
+        self, owner: str, webhook_id: str, expression: str, values: dict[str, object]
+    ) -> Subscription | None:
+        found = self._table.update(
+            tenant_partition(owner), _sort_key(webhook_id), expression, values=values
+        )
+        return None if found is None else Subscription.model_validate(found)
 
     def remove(self, owner: str, webhook_id: str) -> bool:
         """Remove one of the owner's subscriptions; False if it had none of that id."""
