@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from chalicelib import telemetry
 from chalicelib.contract import DeliveryState, DisabledReason
 from chalicelib.job_store import utc_now
 from chalicelib.settings import Settings
@@ -50,5 +51,6 @@ class EndpointHealth:
                 self._disable(tenant, subscription.id, "consecutive_failures")
 
     def _disable(self, tenant: str, webhook_id: str, reason: DisabledReason) -> None:
+        telemetry.count("webhooks_disabled")
         log.warning("webhook subscription disabled", extra={"webhook": webhook_id, "why": reason})
         self._webhooks.disable(tenant, webhook_id, reason=reason, now=utc_now())
