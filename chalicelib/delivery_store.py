@@ -221,15 +221,19 @@ class DeliveryLog:
         state: DeliveryState,
         now: str,
         unless: tuple[DeliveryState, ...] = (),
+        unless_since: str = "",
     ) -> LoggedDelivery | None:
-        """Set the delivery's state, unless it is in one of ``unless``; the delivery as it is
-        afterwards, or None when it was in one of those (or is gone)."""
+        """Set the delivery's state, unless it is in one of ``unless`` and was updated after
+        ``unless_since`` (a delivery whose run died unseen is not held forever); the delivery as
+        it is afterwards, or None when it was refused (or is gone)."""
         names = {"#state": "state"}
         values: dict[str, object] = {":state": state, ":at": now}
         condition = "attribute_exists(pk)"
-        for i, refused in enumerate(unless):
-            values[f":not{i}"] = refused
-            condition += f" AND #state <> :not{i}"
+        if unless:
+            values |= {f":not{i}": refused for i, refused in enumerate(unless)}
+            values[":since"] = unless_since
+            held = " OR ".join(f"#state = :not{i}" for i in range(len(unless)))
+            condition += f" AND NOT (({held}) AND updated_at > :since)"
         found = self._table.update(
             _log_partition(tenant, webhook_id),
             _log_key(delivery),

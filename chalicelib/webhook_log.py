@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 from chalicelib.contract import DeliveryPage, JobEvent, PageQuery, WebhookDelivery
 from chalicelib.delivery_store import DeliveryLog, LoggedDelivery
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, TransientError
 from chalicelib.fanout import DeliveryMessage
 from chalicelib.job_store import utc_now
-from chalicelib.queues import Queue
+from chalicelib.queues import MAX_DELAY_S, Queue
 from chalicelib.webhook_store import Subscription, WebhookStore
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,14 @@ class WebhookLog:
             raise Conflict(
                 "the subscription is disabled; enable it (PATCH) first", code="webhook_disabled"
             )
-        # One run at a time: a repeated request while it is queued sends nothing more.
+        # One run at a time: a repeated request while it is queued sends nothing more. A run
+        # silent for longer than any backoff (900 s) has died (a crash between the write and
+        # the send): that one may be started again.
+        quiet_since = datetime.now(UTC) - timedelta(seconds=2 * MAX_DELAY_S)
         reopened = self._log.mark(
             owner, webhook_id, delivery_id, state="pending", now=utc_now(),
             unless=("pending", "retrying"),
+            unless_since=quiet_since.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         )  # fmt: skip
         if reopened is None:
             raise Conflict("this delivery is under way already", code="delivery_in_progress")
