@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.webhook_http import DeliveryResult
-from tests.functional.conftest import KEY_B, Api, Stack
+from tests.functional.conftest import KEY_A, KEY_B, Api, Stack
 from tests.functional.test_ways_in_and_out import classify_all, deliver_all, notify_all, subscribe
 from tests.photos import cat_jpeg
 from tests.verifiers import verify_delivery
@@ -127,15 +127,14 @@ def test_another_tenants_log_and_deliveries_are_404(api: Api, stack: Stack) -> N
     for method, path, key, code in (
         ("GET", f"/webhooks/{sub['id']}/deliveries", KEY_B, "webhook_not_found"),
         ("POST", redeliver, KEY_B, "webhook_not_found"),
-        ("GET", "/webhooks/wh_unknown/deliveries", None, "webhook_not_found"),
+        ("GET", "/webhooks/wh_unknown/deliveries", KEY_A, "webhook_not_found"),
         (
             "POST",
             f"/webhooks/{sub['id']}/deliveries/dlv_unknown/redeliver",
-            None,
+            KEY_A,
             "delivery_not_found",
         ),
     ):
-        options = {} if key is None else {"key": key}
-        resp = api.request(method, path, **options)
+        resp = api.request(method, path, key=key)
         assert (resp.status, resp.error_code) == (404, code), path
     assert len(stack.sender.posts) == 1
