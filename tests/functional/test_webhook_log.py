@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.delivery_store import MAX_LOGGED_ATTEMPTS, Attempt
+from chalicelib.errors import TransientError
+from chalicelib.queues import Queue
 from chalicelib.webhook_http import DeliveryResult
+from chalicelib.webhook_log import WebhookLog
 from tests.functional.conftest import KEY_A, KEY_B, Api, Stack
 from tests.functional.test_ways_in_and_out import classify_all, deliver_all, notify_all, subscribe
 from tests.photos import cat_jpeg
@@ -138,3 +142,75 @@ def test_another_tenants_log_and_deliveries_are_404(api: Api, stack: Stack) -> N
         resp = api.request(method, path, key=key)
         assert (resp.status, resp.error_code) == (404, code), path
     assert len(stack.sender.posts) == 1
+
+
+class DownQueue(Queue):
+    """The webhooks queue, refusing every message."""
+
+    def __init__(self) -> None:
+        pass
+
+    def send(self, body: str, *, delay_s: int = 0) -> None:
+        raise TransientError("SQS is down")
+
+
+def test_a_redelivery_that_cannot_be_queued_is_503_and_can_be_asked_again(
+    api: Api, stack: Stack
+) -> None:
+    # GIVEN a delivered event, and the webhooks queue down
+    sub = subscribe(api, {"url": HOOK}).json
+    finish_jobs(api, stack)
+    [entry] = deliveries(api, sub["id"])["deliveries"]
+    adapters = stack.services.adapters
+    healthy = stack.services.webhook_log
+    stack.install(
+        webhook_log=WebhookLog(
+            webhooks=adapters.webhooks, log_store=adapters.delivery_log, queue=DownQueue()
+        )
+    )
+    path = f"/webhooks/{sub['id']}/deliveries/{entry['id']}/redeliver"
+
+    # WHEN a redelivery is asked for
+    resp = api.post(path)
+
+    # THEN it is a 503 and the delivery is as it was, so asking again once SQS is back works
+    assert (resp.status, resp.error_code) == (503, "queue_unavailable")
+    assert deliveries(api, sub["id"])["deliveries"][0]["state"] == "delivered"
+    stack.install(webhook_log=healthy)
+    assert api.post(path).status == 202
+
+
+def test_a_redelivery_silent_for_longer_than_any_backoff_may_be_asked_again(
+    api: Api, stack: Stack
+) -> None:
+    # GIVEN a delivery left pending long ago by a run that died before it was queued
+    sub = subscribe(api, {"url": HOOK}).json
+    finish_jobs(api, stack)
+    [entry] = deliveries(api, sub["id"])["deliveries"]
+    log = stack.services.adapters.delivery_log
+    long_ago = "2000-01-01T00:00:00.000Z"
+    assert log.mark("a", sub["id"], entry["id"], state="pending", now=long_ago)
+
+    # WHEN it is asked for again, THEN it is queued, not held as under way forever
+    assert api.post(f"/webhooks/{sub['id']}/deliveries/{entry['id']}/redeliver").status == 202
+    deliver_all(api, stack)
+    assert len(stack.sender.posts) == 2
+
+
+def test_the_log_keeps_the_latest_attempts_of_a_delivery_resent_many_times(
+    api: Api, stack: Stack
+) -> None:
+    sub = subscribe(api, {"url": HOOK}).json
+    finish_jobs(api, stack)
+    [entry] = deliveries(api, sub["id"])["deliveries"]
+    log = stack.services.adapters.delivery_log
+
+    for i in range(MAX_LOGGED_ATTEMPTS + 2):
+        attempt = Attempt(at=f"2030-01-01T00:00:{i:02d}.000Z", status=500, duration_ms=i)
+        log.attempted(
+            "a", sub["id"], entry["id"], attempt=attempt, state="failed", next_attempt_at=None
+        )
+
+    [shown] = deliveries(api, sub["id"])["deliveries"]
+    kept = [a["duration_ms"] for a in shown["attempts"]]
+    assert kept == list(range(2, MAX_LOGGED_ATTEMPTS + 2))
