@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from chalicelib.contract import (
     Account,
     NewWebhook,
@@ -16,7 +14,7 @@ from chalicelib.errors import Conflict, NotFound
 from chalicelib.job_store import utc_now
 from chalicelib.settings import Settings
 from chalicelib.signatures import new_secret
-from chalicelib.webhook_store import Subscription, WebhookStore
+from chalicelib.webhook_store import Subscription, WebhookStore, new_webhook_id
 from chalicelib.webhook_targets import Resolver, system_resolver, vet_url
 
 
@@ -49,7 +47,7 @@ class Subscriptions:
                 code="too_many_webhooks",
             )
         subscription = Subscription(
-            id="wh_" + uuid.uuid4().hex,
+            id=new_webhook_id(),
             url=request.url,
             events=sorted(set(request.events)),
             secret=new_secret(),

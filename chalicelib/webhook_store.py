@@ -6,6 +6,8 @@ the secret that signs the deliveries of jobs' own ``webhook_url``.
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -43,8 +45,22 @@ class Subscription(BaseModel):
         return [self.secret]
 
 
+_WEBHOOK_ID = re.compile(r"^wh_[0-9a-f]{32}$")
+
+
+def new_webhook_id() -> str:
+    """A subscription's id."""
+    return "wh_" + uuid.uuid4().hex
+
+
 def _sort_key(webhook_id: str) -> str:
     return f"WEBHOOK#{webhook_id}"
+
+
+def _known_shape(webhook_id: str) -> bool:
+    """Whether an id can be one of ours: anything else is no subscription, never a request
+    DynamoDB refuses (a sort key of over 1 KB) or a prefix that matches others."""
+    return bool(_WEBHOOK_ID.match(webhook_id))
 
 
 class WebhookStore:
@@ -66,6 +82,8 @@ class WebhookStore:
 
     def get(self, owner: str, webhook_id: str) -> Subscription | None:
         """One of the owner's subscriptions, or None."""
+        if not _known_shape(webhook_id):
+            return None
         found = self._table.get(tenant_partition(owner), _sort_key(webhook_id))
         return None if found is None else Subscription.model_validate(found)
 
@@ -112,6 +130,8 @@ class WebhookStore:
     def _update(
         self, owner: str, webhook_id: str, expression: str, values: dict[str, object]
     ) -> Subscription | None:
+        if not _known_shape(webhook_id):
+            return None
         found = self._table.update(
             tenant_partition(owner), _sort_key(webhook_id), expression, values=values
         )
@@ -119,6 +139,8 @@ class WebhookStore:
 
     def remove(self, owner: str, webhook_id: str) -> bool:
         """Remove one of the owner's subscriptions; False if it had none of that id."""
+        if not _known_shape(webhook_id):
+            return False
         return self._table.delete(tenant_partition(owner), _sort_key(webhook_id))
 
     def signing_secret(self, tenant: str) -> str:

@@ -132,6 +132,8 @@ def test_another_tenants_log_and_deliveries_are_404(api: Api, stack: Stack) -> N
         ("GET", f"/webhooks/{sub['id']}/deliveries", KEY_B, "webhook_not_found"),
         ("POST", redeliver, KEY_B, "webhook_not_found"),
         ("GET", "/webhooks/wh_unknown/deliveries", KEY_A, "webhook_not_found"),
+        ("GET", f"/webhooks/wh_{'0' * 2000}/deliveries", KEY_A, "webhook_not_found"),
+        ("PATCH", f"/webhooks/wh_{'0' * 2000}", KEY_A, "webhook_not_found"),
         (
             "POST",
             f"/webhooks/{sub['id']}/deliveries/dlv_unknown/redeliver",
@@ -139,7 +141,8 @@ def test_another_tenants_log_and_deliveries_are_404(api: Api, stack: Stack) -> N
             "delivery_not_found",
         ),
     ):
-        resp = api.request(method, path, key=key)
+        body = {"enabled": True} if method == "PATCH" else None
+        resp = api.request(method, path, key=key, json_body=body)
         assert (resp.status, resp.error_code) == (404, code), path
     assert len(stack.sender.posts) == 1
 
