@@ -31,15 +31,11 @@ class Subscriptions:
     def subscribe(self, *, owner: str, request: WebhookRequest) -> NewWebhook:
         """The new subscription with its signing secret (shown this once)."""
         vet_url(request.url, policy=self._settings.webhook_policy, resolve=self._resolve)
-        # Checked on a read, not a conditional write: two requests at the same instant could
-        # both pass, which costs one subscription over the cap at most per race.
         existing = self._store.subscriptions(owner)
         if any(s.url == request.url for s in existing):
-            raise Conflict(
-                "this URL is subscribed already; change its events by deleting it and "
-                "subscribing again",
-                code="duplicate_webhook",
-            )
+            raise _duplicate()
+        # The cap is checked on a read: two creations at the same instant could both pass it,
+        # one subscription over the cap per race. A URL's uniqueness is a conditional write.
         cap = self._settings.max_webhooks_per_tenant
         if len(existing) >= cap:
             raise Conflict(
@@ -53,6 +49,8 @@ class Subscriptions:
             secret=new_secret(),
             created_at=utc_now(),
         )
+        if self._store.claim_url(owner, request.url, subscription.id) is not None:
+            raise _duplicate()
         self._store.add(owner, subscription)
         return NewWebhook.model_validate(
             subscription.model_dump(include=set(NewWebhook.model_fields))
@@ -97,6 +95,13 @@ def _shown(subscription: Subscription) -> NewWebhook:
     """A subscription as its creator sees it, with its current secret (the previous one is
     never shown again)."""
     return NewWebhook.model_validate(subscription.model_dump(include=set(NewWebhook.model_fields)))
+
+
+def _duplicate() -> Conflict:
+    return Conflict(
+        "this URL is subscribed already; to change its events, delete it and subscribe again",
+        code="duplicate_webhook",
+    )
 
 
 def _listed(subscription: Subscription) -> Webhook:

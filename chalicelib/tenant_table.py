@@ -105,6 +105,27 @@ class TenantTable:
             ConditionExpression="attribute_exists(pk)",
         ).done
 
+    def take(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """Remove a record; the record as it was, or None if there was none."""
+        written = conditional(
+            self._db.delete_item,
+            TableName=self._table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            ConditionExpression="attribute_exists(pk)",
+            ReturnValues="ALL_OLD",
+        )
+        return None if written.response is None else _plain(written.response.get("Attributes", {}))
+
+    def delete_if(self, pk: str, sk: str, *, condition: str, values: dict[str, Any]) -> bool:
+        """Remove a record only when ``condition`` holds; False otherwise (or if it is gone)."""
+        return conditional(
+            self._db.delete_item,
+            TableName=self._table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            ConditionExpression=f"attribute_exists(pk) AND ({condition})",
+            ExpressionAttributeValues={k: serialize(v) for k, v in values.items()},
+        ).done
+
     def delete_many(self, keys: list[tuple[str, str]]) -> None:
         """Remove records (gone already is fine), 25 to a request."""
         for start in range(0, len(keys), 25):

@@ -1,11 +1,14 @@
 """Webhook subscriptions and each tenant's signing secret, in the tenants table.
 
-Keys: ``(TENANT#<tenant>, WEBHOOK#<id>)`` for a subscription, ``(TENANT#<tenant>, SECRET)`` for
-the secret that signs the deliveries of jobs' own ``webhook_url``.
+Keys: ``(TENANT#<tenant>, WEBHOOK#<id>)`` for a subscription, ``(TENANT#<tenant>, HOOKURL#<hash
+of the URL>)`` for the claim that makes a URL one subscription's only (a conditional put, so two
+requests at once cannot both subscribe it), ``(TENANT#<tenant>, SECRET)`` for the secret that
+signs the deliveries of jobs' own ``webhook_url``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from datetime import datetime
@@ -55,6 +58,10 @@ def new_webhook_id() -> str:
 
 def _sort_key(webhook_id: str) -> str:
     return f"WEBHOOK#{webhook_id}"
+
+
+def _url_key(url: str) -> str:
+    return "HOOKURL#" + hashlib.sha256(url.encode()).hexdigest()[:40]
 
 
 def _known_shape(webhook_id: str) -> bool:
@@ -138,10 +145,40 @@ class WebhookStore:
         return None if found is None else Subscription.model_validate(found)
 
     def remove(self, owner: str, webhook_id: str) -> bool:
-        """Remove one of the owner's subscriptions; False if it had none of that id."""
+        """Remove one of the owner's subscriptions, and its claim on its URL; False if it had
+        none of that id."""
         if not _known_shape(webhook_id):
             return False
-        return self._table.delete(tenant_partition(owner), _sort_key(webhook_id))
+        removed = self._table.take(tenant_partition(owner), _sort_key(webhook_id))
+        if removed is None:
+            return False
+        self._table.delete_if(
+            tenant_partition(owner),
+            _url_key(str(removed["url"])),
+            condition="webhook_id = :id",
+            values={":id": webhook_id},
+        )
+        return True
+
+    def claim_url(self, owner: str, url: str, webhook_id: str) -> str | None:
+        """Make ``url`` the subscription ``webhook_id``'s alone: None when it is, else the id of
+        the subscription that has it. A claim whose subscription is gone (a creation that died
+        half-way) is taken over."""
+        pk, sk = tenant_partition(owner), _url_key(url)
+        holder = str(self._table.put_new_or_get(pk, sk, {"webhook_id": webhook_id})["webhook_id"])
+        if holder == webhook_id:
+            return None
+        if self.get(owner, holder) is not None:
+            return holder
+        taken = self._table.put_if(
+            pk,
+            sk,
+            {"webhook_id": webhook_id},
+            condition="#holder = :held",
+            names={"#holder": "webhook_id"},
+            condition_values={":held": holder},
+        )
+        return None if taken else holder
 
     def signing_secret(self, tenant: str) -> str:
         """The tenant's signing secret, made on first use (the first writer wins)."""

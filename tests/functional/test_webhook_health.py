@@ -230,3 +230,20 @@ def test_a_url_subscribed_twice_is_refused(api: Api) -> None:
 
     assert (again.status, again.error_code) == (409, "duplicate_webhook")
     assert subscribe(api, {"url": HOOK}, key=KEY_B).status == 201
+
+
+def test_a_url_is_claimed_by_a_conditional_write_that_a_deleted_or_dead_subscription_gives_up(
+    api: Api, stack: Stack
+) -> None:
+    store = stack.services.adapters.webhooks
+    sub = subscribe(api, {"url": HOOK}).json
+    # A second creation racing past the read check still finds the URL taken
+    assert store.claim_url("a", HOOK, "wh_" + "1" * 32) == sub["id"]
+    # Deleting the subscription gives its URL up
+    assert api.delete(f"/webhooks/{sub['id']}").status == 204
+    again = subscribe(api, {"url": HOOK})
+    assert again.status == 201
+    # and a claim left by a creation that died before its subscription was written is taken over
+    other = "https://hooks.example.org/orphan"
+    assert store.claim_url("a", other, "wh_" + "2" * 32) is None
+    assert subscribe(api, {"url": other}).status == 201
