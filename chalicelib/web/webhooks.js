@@ -145,8 +145,19 @@
     return item;
   }
 
+  let loadedKey = null;
+  let loads = 0; // a later load wins: an earlier answer arriving late is dropped
+
+  /** Load the list again only when the key changed (Enter fires both submit and change). */
+  function keyChanged() {
+    if (ui.key.value.trim() !== loadedKey) load();
+  }
+
   async function load() {
-    if (!ui.key.value.trim()) {
+    loadedKey = ui.key.value.trim();
+    loads += 1;
+    const mine = loads;
+    if (!loadedKey) {
       ui.list.replaceChildren();
       ui.empty.textContent = "Enter your API key to see your webhook subscriptions.";
       ui.empty.hidden = false;
@@ -156,18 +167,20 @@
     try {
       listed = await call("GET", "webhooks");
     } catch (err) {
+      if (mine !== loads) return;
       ui.list.replaceChildren();
       ui.empty.textContent = err.message;
       ui.empty.hidden = false;
       return;
     }
+    if (mine !== loads) return;
     ui.list.replaceChildren(...listed.webhooks.map(hookItem));
     ui.empty.textContent = "No subscriptions: POST /webhooks makes one.";
     ui.empty.hidden = listed.webhooks.length > 0;
   }
 
-  ui.key.addEventListener("change", load);
-  ui.keyForm.addEventListener("submit", load);
+  ui.key.addEventListener("change", keyChanged);
+  ui.keyForm.addEventListener("submit", keyChanged);
   ui.refresh.addEventListener("click", load);
   load();
 })();
