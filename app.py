@@ -203,6 +203,31 @@ def rotate_webhook_secret(call: Call, webhook_id: str) -> c.NewWebhook:
     return get_services().subscriptions.rotate_secret(owner=call.tenant, webhook_id=webhook_id)
 
 
+@router.route("updateWebhook")
+def update_webhook(call: Call, webhook_id: str) -> c.Webhook:
+    """Enable a subscription again (``{"enabled": true}``), or disable it."""
+    request = call.json(c.WebhookUpdate)
+    return get_services().subscriptions.update(
+        owner=call.tenant, webhook_id=webhook_id, request=request
+    )
+
+
+@router.route("listWebhookDeliveries")
+def list_webhook_deliveries(call: Call, webhook_id: str) -> c.DeliveryPage:
+    """A subscription's deliveries, newest first, paginated."""
+    query = call.query(c.PageQuery)
+    return get_services().webhook_log.page(owner=call.tenant, webhook_id=webhook_id, query=query)
+
+
+@router.route("redeliverWebhook")
+def redeliver_webhook(call: Call, webhook_id: str, delivery_id: str) -> Answer:
+    """Queue a delivery again, with the same ``webhook-id`` (202)."""
+    delivery = get_services().webhook_log.redeliver(
+        owner=call.tenant, webhook_id=webhook_id, delivery_id=delivery_id
+    )
+    return Answer(delivery, 202)
+
+
 @router.route("getAccount")
 def account(call: Call) -> c.Account:
     """The caller's tenant and the secret that signs its per-job webhooks."""
@@ -241,5 +266,6 @@ def notify(event: SQSEvent) -> Any:
 @app.on_sqs_message(queue=WEBHOOKS_QUEUE_NAME, batch_size=10)
 @metered
 def deliver_webhooks(event: SQSEvent) -> Any:
-    """One delivery attempt per message; a receiver's failure is rescheduled, not raised."""
-    return each_record(event.to_dict(), get_services().deliveries.deliver)
+    """One delivery attempt per message, within the batch's time budget; a receiver's failure
+    is rescheduled, not raised."""
+    return each_record(event.to_dict(), get_services().deliveries.for_batch())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from chalicelib.aws import QUICK, AwsClients
 from chalicelib.batch_store import BatchStore
-from chalicelib.delivery_store import DeliveryStore
+from chalicelib.delivery_store import DeliveryLog, DeliveryStore
 from chalicelib.image_store import ImageStore
 from chalicelib.job_events import EventPublisher
 from chalicelib.job_store import JobRepository
@@ -33,6 +33,7 @@ class Adapters:
     tenants: TenantTable
     webhooks: WebhookStore
     deliveries: DeliveryStore
+    delivery_log: DeliveryLog
     batches: BatchStore
 
     @classmethod
@@ -53,6 +54,7 @@ class Adapters:
             tenants=tenants,
             webhooks=WebhookStore(tenants),
             deliveries=DeliveryStore(tenants),
+            delivery_log=DeliveryLog(tenants),
             batches=BatchStore(tenants),
         )
 

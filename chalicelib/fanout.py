@@ -17,11 +17,18 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib import telemetry
 from chalicelib.contract import JobEvent
-from chalicelib.delivery_store import DeliveryRecord, DeliveryStore
+from chalicelib.delivery_store import (
+    DeliveryLog,
+    DeliveryRecord,
+    DeliveryStore,
+    LoggedDelivery,
+    delivery_id,
+)
 from chalicelib.image_store import ImageStore, results_key
 from chalicelib.job_store import utc_now
 from chalicelib.queues import Queue
 from chalicelib.settings import Settings
+from chalicelib.signatures import message_id
 from chalicelib.webhook_store import Subscription, WebhookStore
 
 log = logging.getLogger(__name__)
@@ -36,7 +43,20 @@ class DeliveryMessage(BaseModel):
     tenant: str
     target: str
     url: str
-    attempt: int = 1
+    attempt: int = 1  # of this run: a redelivery starts a run of its own
+    attempts_before: int = 0  # made in earlier runs, so counts go on across redeliveries
+
+    @property
+    def total_attempts(self) -> int:
+        """Attempts made so far, this one included."""
+        return self.attempts_before + self.attempt
+
+    @property
+    def delivery_id(self) -> str:
+        """The id of this delivery in its subscription's log."""
+        return delivery_id(
+            event_id=self.event.id, event_created_at=self.event.created_at, webhook_id=self.target
+        )
 
 
 def delivery_record(
@@ -57,13 +77,29 @@ def delivery_record(
             "event_type": message.event.type,
             "event_created_at": message.event.created_at,
             "state": state,
-            "attempts": message.attempt if state != "pending" else 0,
+            "attempts": message.total_attempts if state != "pending" else message.attempts_before,
             "last_status": status,
             "last_error": error,
             "next_attempt_at": next_attempt_at,
             "updated_at": utc_now(),
             "expires_at": int(time.time()) + retention_days * 86400,
         }
+    )
+
+
+def logged_delivery(message: DeliveryMessage, record: DeliveryRecord) -> LoggedDelivery:
+    """A new entry of a subscription's delivery log, before any attempt."""
+    return LoggedDelivery(
+        id=message.delivery_id,
+        webhook_id=message.target,
+        event_id=message.event.id,
+        event_type=message.event.type,
+        event_created_at=message.event.created_at,
+        message_id=message_id(message.event.id, message.target),
+        body=message.event.model_dump_json(),
+        state="pending",
+        updated_at=record.updated_at,
+        expires_at=record.expires_at,
     )
 
 
@@ -97,12 +133,14 @@ class Fanout:
         images: ImageStore,
         webhooks: WebhookStore,
         deliveries: DeliveryStore,
+        log: DeliveryLog,
         queue: Queue,
     ) -> None:
         self._settings = settings
         self._images = images
         self._webhooks = webhooks
         self._deliveries = deliveries
+        self._log = log
         self._queue = queue
         self._subscriptions: dict[str, list[Subscription]] = {}
 
@@ -128,7 +166,12 @@ class Fanout:
             targets.append((JOB_TARGET, job.webhook_url))
         if tenant not in self._subscriptions:
             self._subscriptions[tenant] = self._webhooks.subscriptions(tenant)
-        targets += [(s.id, s.url) for s in self._subscriptions[tenant] if event.type in s.events]
+        # A disabled subscription is sent nothing (until its owner enables it again).
+        targets += [
+            (s.id, s.url)
+            for s in self._subscriptions[tenant]
+            if event.type in s.events and s.enabled
+        ]
         for target, url in targets:
             message = DeliveryMessage(event=event, tenant=tenant, target=target, url=url)
             record = delivery_record(
@@ -137,6 +180,8 @@ class Fanout:
             # Not written: this event was attempted for this target already (it came again, as
             # at-least-once delivery allows), or a newer one was: nothing to send.
             if self._deliveries.record(job.job_id, record):
+                if target != JOB_TARGET:  # logged already if it came again: sent all the same
+                    self._log.open(tenant, logged_delivery(message, record))
                 self._queue.send(message.model_dump_json())
 
 

@@ -53,7 +53,7 @@ class Operation:
     """One method on one path."""
 
     operation_id: str
-    method: Literal["GET", "POST", "DELETE"]
+    method: Literal["GET", "POST", "PATCH", "DELETE"]
     path: str
     summary: str
     replies: tuple[Reply, ...]
@@ -186,13 +186,33 @@ OPERATIONS: tuple[Operation, ...] = (
                 links=(Link("DeleteWebhook", "deleteWebhook", "webhook_id", "$response.body#/id"),),
             ),
         ),
-        errors=(400, 413, 503),
+        errors=(400, 409, 413, 503),
         bodies=(Body("application/json", c.WebhookRequest),),
     ),
     Operation(
         "listWebhooks", "GET", "/webhooks", "The caller's subscriptions",
         replies=(Reply(200, "Subscriptions (no secrets)", c.WebhookList),),
         errors=(503,),
+    ),
+    Operation(
+        "updateWebhook", "PATCH", "/webhooks/{webhook_id}",
+        "Enable a subscription again (its failures forgotten), or disable it",
+        replies=(Reply(200, "The subscription", c.Webhook),),
+        errors=(400, 404, 413, 503),
+        bodies=(Body("application/json", c.WebhookUpdate),),
+    ),
+    Operation(
+        "listWebhookDeliveries", "GET", "/webhooks/{webhook_id}/deliveries",
+        "The subscription's deliveries, newest event first, each with its attempts",
+        replies=(Reply(200, "A page of deliveries", c.DeliveryPage),),
+        errors=(400, 404, 503),
+        query=c.PageQuery,
+    ),
+    Operation(
+        "redeliverWebhook", "POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+        "Send a delivery again: the same body and webhook-id, signed anew",
+        replies=(Reply(202, "Queued", c.WebhookDelivery),),
+        errors=(404, 409, 503),
     ),
     Operation(
         "deleteWebhook", "DELETE", "/webhooks/{webhook_id}", "Remove a subscription",

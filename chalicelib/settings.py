@@ -158,7 +158,15 @@ class Settings(BaseModel):
     webhook_refuse_ports: Ports = _env("WEBHOOK_REFUSE_PORTS", frozenset())
     webhook_max_attempts: int = _env("WEBHOOK_MAX_ATTEMPTS", 6, ge=1, le=20)
     webhook_base_delay_s: int = _env("WEBHOOK_BASE_DELAY_SECONDS", 30, ge=0, le=900)
+    # The whole of one attempt (connect, send, the answer), not each socket read: a receiver
+    # trickling a byte every 2 s once held an attempt 40 s.
     webhook_timeout_s: int = _env("WEBHOOK_TIMEOUT_SECONDS", 5, ge=1, le=30)
+    # A batch of deliveries starts no attempt that could end after this many seconds; the rest
+    # go back to the queue (deliver_webhooks has 60 s; ten slow receivers would need 50).
+    webhook_batch_budget_s: int = _env("WEBHOOK_BATCH_BUDGET_SECONDS", 30, ge=1, le=600)
+    # This many events in a row failing for good (every attempt) disable a subscription.
+    webhook_disable_after: int = _env("WEBHOOK_DISABLE_AFTER", 5, ge=1, le=1000)
+    max_webhooks_per_tenant: int = _env("MAX_WEBHOOKS_PER_TENANT", 10, ge=1, le=1000)
     ort_threads: int = _env("ORT_THREADS", 0, ge=0)
     ort_spinning: bool = _env("ORT_SPINNING", False)
     classify_workers: int = _env("CLASSIFY_WORKERS", 4, ge=1, le=32)

@@ -206,6 +206,14 @@ _METRICS: dict[str, tuple[str, str]] = {
     "dead_letters": ("DeadLetters", "messages that reached the jobs dead-letter queue"),
     "webhooks_delivered": ("WebhooksDelivered", "webhook attempts a receiver accepted"),
     "webhooks_failed": ("WebhooksFailed", "webhook attempts that failed (retried or given up)"),
+    "webhooks_deferred": (
+        "WebhooksDeferred",
+        "webhook deliveries put back on the queue, past their batch's time budget",
+    ),
+    "webhooks_disabled": (
+        "WebhooksDisabled",
+        "subscriptions disabled: a 410, or events failing for good in a row",
+    ),
     "classification_latency_ms": (
         "ClassificationLatency",
         "from an attempt's start to its recorded result, per image, in ms",

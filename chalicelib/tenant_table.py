@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.dynamo import call, conditional, from_item, to_item
+from chalicelib.dynamo import call, conditional, from_item, serialize, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -132,6 +132,27 @@ class TenantTable:
             ConditionExpression="attribute_exists(pk)",
         ).done
 
+    def take(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """Remove a record; the record as it was, or None if there was none."""
+        written = conditional(
+            self._db.delete_item,
+            TableName=self._table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            ConditionExpression="attribute_exists(pk)",
+            ReturnValues="ALL_OLD",
+        )
+        return None if written.response is None else _plain(written.response.get("Attributes", {}))
+
+    def delete_if(self, pk: str, sk: str, *, condition: str, values: dict[str, Any]) -> bool:
+        """Remove a record only when ``condition`` holds; False otherwise (or if it is gone)."""
+        return conditional(
+            self._db.delete_item,
+            TableName=self._table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            ConditionExpression=f"attribute_exists(pk) AND ({condition})",
+            ExpressionAttributeValues={k: serialize(v) for k, v in values.items()},
+        ).done
+
     def delete_many(self, keys: list[tuple[str, str]]) -> None:
         """Remove records (gone already is fine), 25 to a request."""
         for start in range(0, len(keys), 25):
@@ -162,3 +183,50 @@ class TenantTable:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=to_item(condition_values),
         ).done
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        condition: str = "attribute_exists(pk)",
+    ) -> dict[str, Any] | None:
+        """Update a record in place when ``condition`` holds (by default: it exists); the
+        record as it is afterwards, or None when the condition refused the update."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ReturnValues": "ALL_NEW",
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        if values:
+            request["ExpressionAttributeValues"] = {k: serialize(v) for k, v in values.items()}
+        written = conditional(self._db.update_item, **request)
+        if written.response is None:
+            return None
+        return _plain(written.response.get("Attributes", {}))
+
+    def page(
+        self, pk: str, prefix: str, *, limit: int, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to ``limit`` records of ``pk`` under ``prefix``, by descending sort key, starting
+        after the sort key ``after``; the records and the sort key to continue after (or None)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": prefix}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": after}}
+        resp = call(self._db.query, **request)
+        last = resp.get("LastEvaluatedKey")
+        return [_plain(item) for item in resp.get("Items", [])], last["sk"]["S"] if last else None

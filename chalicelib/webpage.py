@@ -19,6 +19,7 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 ASSETS: dict[str, str] = {
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "webhooks.js": "text/javascript; charset=utf-8",
 }
 
 # The page talks only to its own origin; images may come from the presigned S3 URLs of the

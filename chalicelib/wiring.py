@@ -28,6 +28,7 @@ from chalicelib.subscriptions import Subscriptions
 from chalicelib.uploads import Uploads
 from chalicelib.webhook_delivery import Deliverer
 from chalicelib.webhook_http import HttpSender, Sender
+from chalicelib.webhook_log import WebhookLog
 from chalicelib.webhook_targets import Resolver, system_resolver
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class Services:
     batches: Batches
     uploads: Uploads
     subscriptions: Subscriptions
+    webhook_log: WebhookLog
     classify: BatchClassifier
     ingest: Ingester
     dead_letters: DeadLetters
@@ -105,6 +107,9 @@ def build_services(
         batches=Batches(submitter=submitter, repo=a.repo, store=a.batches),
         uploads=Uploads(settings=s, images=a.images, caps=caps),
         subscriptions=Subscriptions(settings=s, store=a.webhooks, resolve=resolve),
+        webhook_log=WebhookLog(
+            webhooks=a.webhooks, log_store=a.delivery_log, queue=a.webhooks_queue
+        ),
         classify=BatchClassifier(
             settings=s,
             repo=a.repo,
@@ -123,6 +128,7 @@ def build_services(
             deliveries=a.deliveries,
             queue=a.webhooks_queue,
             sender=http,
+            delivery_log=a.delivery_log,
         ),
         readiness=readiness_probe(s),
         fanout=lambda: Fanout(
@@ -130,6 +136,7 @@ def build_services(
             images=a.images,
             webhooks=a.webhooks,
             deliveries=a.deliveries,
+            log=a.delivery_log,
             queue=a.webhooks_queue,
         ),
     )

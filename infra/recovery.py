@@ -116,7 +116,9 @@ def _finished(
             done["deliveries requeued"] += 1
     expected = {JOB_TARGET} if job.webhook_url else set()
     expected |= {
-        s.id for s in subscriptions if event.type in s.events and s.created_at < job.updated_at
+        s.id
+        for s in subscriptions
+        if s.enabled and event.type in s.events and s.created_at < job.updated_at
     }
     missing = {t for t in expected if records.get(t) is None or records[t].event_id != event.id}
     no_results = (

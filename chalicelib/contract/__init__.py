@@ -56,13 +56,19 @@ from chalicelib.contract.jobs import (
 )
 from chalicelib.contract.webhooks import (
     Account,
+    DeliveryAttempt,
+    DeliveryPage,
+    DisabledReason,
     Health,
     JobEvent,
     NewWebhook,
+    PageQuery,
     Readiness,
     Webhook,
+    WebhookDelivery,
     WebhookList,
     WebhookRequest,
+    WebhookUpdate,
 )
 
 __all__ = [
@@ -80,7 +86,10 @@ __all__ = [
     "BatchAccepted",
     "BatchForm",
     "Delivery",
+    "DeliveryAttempt",
+    "DeliveryPage",
     "DeliveryState",
+    "DisabledReason",
     "Error",
     "ErrorDetail",
     "EventType",
@@ -95,6 +104,7 @@ __all__ = [
     "ListJobsQuery",
     "Model",
     "NewWebhook",
+    "PageQuery",
     "Prediction",
     "Progress",
     "Readiness",
@@ -112,6 +122,8 @@ __all__ = [
     "UploadType",
     "WaitQuery",
     "Webhook",
+    "WebhookDelivery",
     "WebhookList",
     "WebhookRequest",
+    "WebhookUpdate",
 ]

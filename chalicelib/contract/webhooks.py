@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from chalicelib.contract.common import (
+    DEFAULT_PAGE,
     EVENT_TYPES,
+    MAX_PAGE,
     MAX_URL_LENGTH,
     EventType,
     Invalid,
@@ -15,7 +17,9 @@ from chalicelib.contract.common import (
     Response,
     Timestamp,
 )
-from chalicelib.contract.jobs import Job, Model
+from chalicelib.contract.jobs import DeliveryState, Job, Model
+
+DisabledReason = Literal["endpoint_gone", "consecutive_failures", "disabled_by_owner"]
 
 
 def _all_event_types() -> list[EventType]:
@@ -44,6 +48,16 @@ class Webhook(Response):
     url: str
     events: list[EventType]
     created_at: Timestamp
+    enabled: bool = Field(True, description="a disabled subscription is sent nothing")
+    disabled_reason: DisabledReason | None = Field(
+        None,
+        description="`endpoint_gone` (it answered 410), `consecutive_failures` (that many "
+        "events in a row failed for good), `disabled_by_owner`",
+    )
+    disabled_at: Timestamp | None = None
+    failed_events: int = Field(
+        0, ge=0, description="events in a row whose delivery failed for good; 0 after a success"
+    )
 
 
 class NewWebhook(Webhook):
@@ -56,6 +70,62 @@ class WebhookList(Response):
     """The caller's subscriptions."""
 
     webhooks: list[Webhook]
+
+
+class WebhookUpdate(Request):
+    """``PATCH /webhooks/{webhook_id}``."""
+
+    enabled: Annotated[
+        StrictBool,
+        Field(description="true re-enables (and forgets past failures); false disables"),
+        Invalid("invalid_enabled", "enabled (true or false) is required"),
+    ]
+
+
+class DeliveryAttempt(Response):
+    """One HTTP attempt of a delivery."""
+
+    at: Timestamp
+    status: int | None = Field(None, description="the receiver's HTTP status, if it answered")
+    error: str | None = None
+    duration_ms: float = Field(ge=0)
+
+
+class WebhookDelivery(Response):
+    """One event's delivery to a subscription, with every attempt made (redeliveries too)."""
+
+    id: str = Field(description="the delivery's id (for redelivery)")
+    webhook_id: str
+    event_id: str
+    event_type: EventType
+    event_created_at: Timestamp
+    message_id: str = Field(description="the `webhook-id` header: the same on every attempt")
+    state: DeliveryState
+    attempts: list[DeliveryAttempt]
+    next_attempt_at: Timestamp | None = None
+    updated_at: Timestamp
+
+
+class DeliveryPage(Response):
+    """A page of a subscription's deliveries, newest event first."""
+
+    deliveries: list[WebhookDelivery]
+    next_token: str | None = None
+
+
+class PageQuery(Request):
+    """``limit`` and ``next_token`` of a paged listing."""
+
+    limit: Annotated[
+        int,
+        Field(ge=1, le=MAX_PAGE),
+        Invalid("invalid_limit", f"limit must be 1..{MAX_PAGE}"),
+    ] = DEFAULT_PAGE
+    next_token: Annotated[
+        str | None,
+        Field(max_length=4096, description="from the previous page"),
+        Invalid("invalid_next_token", "next_token is not valid"),
+    ] = None
 
 
 class Account(Response):

@@ -396,6 +396,7 @@ def test_a_failed_attempt_records_when_the_next_one_is_due(api: Api, stack: Stac
             deliveries=adapters.deliveries,
             queue=adapters.webhooks_queue,
             sender=stack.sender,
+            delivery_log=adapters.delivery_log,
             rng=random.Random(7),
         )
     )
