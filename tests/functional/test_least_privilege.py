@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from botocore.handlers import BUILTIN_HANDLERS
 from chalice.test import Client
 
 from chalicelib.ingest import Ingester
+from chalicelib.rate_limits import BUCKET_SK
 from chalicelib.webhook_http import DeliveryResult
 from tests.functional.conftest import Answer, Api, Stack
 from tests.functional.test_reliability import DownQueue
@@ -32,6 +34,7 @@ from tests.functional.test_ways_in_and_out import (
 )
 from tests.iam_calls import (
     API_FUNCTION,
+    STATUS_FUNCTION,
     Names,
     Need,
     Observer,
@@ -152,8 +155,17 @@ def run_every_function(api: DeployedApi, stack: Stack) -> None:
     drain(api, stack, "classify", urls.jobs_queue_url)
     # The fan-out and the deliveries: one receiver refuses once, a subscription is deleted.
     assert api.delete(f"/webhooks/{gone['id']}").status == 204
-    stack.sender.answers = [DeliveryResult(503, "busy")]
+    stack.sender.answers = [DeliveryResult(503, "busy"), DeliveryResult(410, "gone")]
     drain(api, stack, "notify", urls.notify_queue_url)
+    drain(api, stack, "deliver_webhooks", urls.webhooks_queue_url)
+    # The delivery log, a redelivery, a subscription disabled by a 410 and enabled again.
+    assert any(not hook["enabled"] for hook in api.get("/webhooks").json["webhooks"])
+    for hook in api.get("/webhooks").json["webhooks"]:
+        answer = api.request("PATCH", f"/webhooks/{hook['id']}", json_body={"enabled": True})
+        assert answer.status == 200, answer.body
+    log = api.get(f"/webhooks/{sub['id']}/deliveries").json["deliveries"]
+    path = f"/webhooks/{sub['id']}/deliveries/{log[0]['id']}/redeliver"
+    assert api.post(path).status == 202
     drain(api, stack, "deliver_webhooks", urls.webhooks_queue_url)
     # The status function reads jobs of every source; the API function deletes them.
     for job in api.get("/jobs", query={"limit": "100"}).json["jobs"]:
@@ -186,6 +198,26 @@ def test_each_function_is_granted_exactly_what_its_code_calls(
             }
     assert set(observed) == set(functions(sam)), "every function ran"
     assert report == {}, json.dumps(report, indent=2)
+    # The status function's one write is its tenants' rate buckets, and its role says so with
+    # a condition on the attributes (the comparison above reads actions and resources only).
+    writes = [c for c in observer.calls[STATUS_FUNCTION] if c.operation == "UpdateItem"]
+    assert writes, "the status function checked a rate limit"
+    for write in writes:
+        assert write.params["Key"]["sk"] == {"S": BUCKET_SK}, write.params
+        assert "ExpressionAttributeNames" not in write.params  # only tat and expires_at
+        assert set(re.findall(r"\b[a-z_]+(?= =)", write.params["UpdateExpression"])) <= {
+            "tat",
+            "expires_at",
+        }
+    [conditioned] = [
+        st
+        for p in sam["Resources"][role_of(sam, STATUS_FUNCTION)]["Properties"]["Policies"]
+        for st in p["PolicyDocument"]["Statement"]
+        if "dynamodb:UpdateItem" in st["Action"]
+    ]
+    assert conditioned["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": ["pk", "sk", "tat", "expires_at"]}
+    }
 
 
 def test_the_comparison_catches_a_grant_nobody_needs_and_a_call_nobody_granted(
@@ -204,6 +236,7 @@ def test_the_comparison_catches_a_grant_nobody_needs_and_a_call_nobody_granted(
     needed = set(implicit_needs(widened, "DeliverWebhooks")) | {
         Need("dynamodb:GetItem", "TenantsTable"),
         Need("dynamodb:PutItem", "TenantsTable"),
+        Need("dynamodb:UpdateItem", "TenantsTable"),
         Need("sqs:SendMessage", "WebhooksQueue"),
         Need("dynamodb:DeleteItem", "TenantsTable"),
     }

@@ -153,7 +153,7 @@ class DownQueue(Queue):
     def __init__(self) -> None:
         pass
 
-    def send(self, body: str, *, delay_s: int = 0) -> None:
+    def send(self, body: str, *, delay_s: int = 0, group: str | None = None) -> None:
         raise TransientError("SQS is down")
 
 
