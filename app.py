@@ -234,6 +234,13 @@ def account(call: Call) -> c.Account:
     return get_services().subscriptions.account(owner=call.tenant)
 
 
+@router.route("getUsage")
+def usage(call: Call) -> c.Usage:
+    """What the caller used, day by day."""
+    days = call.query(c.UsageQuery).days
+    return get_services().usage.report(owner=call.tenant, days=days)
+
+
 @app.on_sqs_message(queue=JOBS_QUEUE_NAME, batch_size=10, maximum_batching_window_in_seconds=0)
 @metered
 def classify(event: SQSEvent) -> dict[str, list[dict[str, str]]]:

@@ -165,6 +165,16 @@ class DeliveryLog:
         found = self._table.get(_log_partition(tenant, webhook_id), _log_key(delivery))
         return None if found is None else LoggedDelivery.model_validate(found)
 
+    def since(self, tenant: str, webhook_id: str, day: str) -> list[LoggedDelivery]:
+        """The subscription's deliveries of events from ``day`` (``YYYY-MM-DD``) on."""
+        low = _log_key("dlv_" + day.replace("-", ""))
+        return [
+            LoggedDelivery.model_validate(item)
+            for item in self._table.between(
+                _log_partition(tenant, webhook_id), low, _log_key("dlv_~")
+            )
+        ]
+
     def page(
         self, tenant: str, webhook_id: str, *, limit: int, token: str | None
     ) -> tuple[list[LoggedDelivery], str | None]:

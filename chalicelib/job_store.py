@@ -303,6 +303,10 @@ class JobRepository:
                 return jobs, pixels
             request["ExclusiveStartKey"] = last
 
+    def created_since(self, owner: str, since: str) -> list[dict[str, Any]]:
+        """The owner's jobs created from ``since`` on, in brief (``created_since``)."""
+        return created_since(self._db, self._table, owner, since)
+
     def list_for_owner(
         self,
         owner: str,
@@ -345,6 +349,26 @@ class JobRepository:
             if len(jobs) >= limit or not last:
                 return jobs, page_tokens.encode(last) if last else None
             request["ExclusiveStartKey"] = last
+
+
+def created_since(db: DynamoDBClient, table: str, owner: str, since: str) -> list[dict[str, Any]]:
+    """Status, creation time, size and pixels of the owner's jobs created from ``since`` (an ISO
+    date or time) on, from the owner index (eventually consistent, for reports)."""
+    request: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": OWNER_INDEX,
+        "KeyConditionExpression": "#owner = :owner AND created_at >= :since",
+        "ProjectionExpression": "#status, created_at, size_bytes, pixels",
+        "ExpressionAttributeNames": {"#owner": "owner", "#status": "status"},
+        "ExpressionAttributeValues": {":owner": {"S": owner}, ":since": {"S": since}},
+    }
+    out: list[dict[str, Any]] = []
+    while True:
+        resp = call(db.query, **request)
+        out.extend(from_item(item) for item in resp.get("Items", []))
+        if "LastEvaluatedKey" not in resp:
+            return out
+        request["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
 def _same_generation(generation: int) -> str:

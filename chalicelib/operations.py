@@ -231,6 +231,13 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(503,),
     ),
     Operation(
+        "getUsage", "GET", "/account/usage",
+        "Jobs by outcome, images, bytes and webhook deliveries per UTC day",
+        replies=(Reply(200, "The last `days` days, oldest first, and their total", c.Usage),),
+        errors=(400, 503),
+        query=c.UsageQuery,
+    ),
+    Operation(
         "openapi", "GET", "/openapi.json", "This document",
         replies=(Reply(200, "OpenAPI 3.1", media_types=("application/json",)),),
         public=True,

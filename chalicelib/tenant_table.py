@@ -123,6 +123,26 @@ class TenantTable:
                 return out
             request["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    def between(self, pk: str, low: str, high: str) -> list[dict[str, Any]]:
+        """Every record of ``pk`` whose sort key is from ``low`` to ``high`` (eventually
+        consistent: for reports, at half the read cost)."""
+        out: list[dict[str, Any]] = []
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": pk},
+                ":low": {"S": low},
+                ":high": {"S": high},
+            },
+        }
+        while True:
+            resp = call(self._db.query, **request)
+            out.extend(_plain(item) for item in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return out
+            request["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def delete(self, pk: str, sk: str) -> bool:
         """Remove a record; False if there was none."""
         return conditional(

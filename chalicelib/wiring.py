@@ -26,6 +26,7 @@ from chalicelib.settings import Settings
 from chalicelib.submit import Submitter
 from chalicelib.subscriptions import Subscriptions
 from chalicelib.uploads import Uploads
+from chalicelib.usage import UsageReport
 from chalicelib.webhook_delivery import Deliverer
 from chalicelib.webhook_http import HttpSender, Sender
 from chalicelib.webhook_log import WebhookLog
@@ -51,6 +52,7 @@ class Services:
     uploads: Uploads
     subscriptions: Subscriptions
     webhook_log: WebhookLog
+    usage: UsageReport
     classify: BatchClassifier
     ingest: Ingester
     dead_letters: DeadLetters
@@ -107,6 +109,7 @@ def build_services(
         batches=Batches(submitter=submitter, repo=a.repo, store=a.batches),
         uploads=Uploads(settings=s, images=a.images, caps=caps),
         subscriptions=Subscriptions(settings=s, store=a.webhooks, resolve=resolve),
+        usage=UsageReport(repo=a.repo, webhooks=a.webhooks, log_store=a.delivery_log),
         webhook_log=WebhookLog(
             webhooks=a.webhooks, log_store=a.delivery_log, queue=a.webhooks_queue
         ),

@@ -114,6 +114,7 @@ def run_every_function(api: DeployedApi, stack: Stack) -> None:
     sub = subscribe(api, {"url": "https://hooks.example.org/all"}).json
     assert api.post(f"/webhooks/{sub['id']}/rotate-secret").status == 200
     assert api.get("/webhooks").status == api.get("/account").status == 200
+    assert api.get("/account/usage").status == 200
     gone = subscribe(api, {"url": "https://example.com/gone", "events": ["job.failed"]}).json
     once = {"Idempotency-Key": "order-1"}
     hooked = api.submit(cat_jpeg(), webhook_url="https://example.com/mine", headers=once)
