@@ -25,6 +25,10 @@ def _item(pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
     return {**to_item(values), "pk": {"S": pk}, "sk": {"S": sk}}
 
 
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in from_item(item).items() if k not in ("pk", "sk")}
 
@@ -69,13 +73,14 @@ class TenantTable:
             return dict(values)
         return _plain(written.old_item)
 
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        """One record, or None."""
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        """One record, or None; ``consistent=False`` reads at half the cost, maybe a little
+        behind the latest write."""
         resp = call(
             self._db.get_item,
             TableName=self._table,
             Key={"pk": {"S": pk}, "sk": {"S": sk}},
-            ConsistentRead=True,
+            ConsistentRead=consistent,
         )
         item = resp.get("Item")
         return _plain(item) if item else None
@@ -104,6 +109,30 @@ class TenantTable:
             Key={"pk": {"S": pk}, "sk": {"S": sk}},
             ConditionExpression="attribute_exists(pk)",
         ).done
+
+    def delete_if(
+        self, pk: str, sk: str, *, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> bool:
+        """Remove a record only when ``condition`` holds; False if nothing was removed."""
+        return conditional(
+            self._db.delete_item,
+            TableName=self._table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+        ).done
+
+    def put_many(self, records: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Write records (overwriting), 25 to a request; ``None`` values are left out."""
+        for start in range(0, len(records), 25):
+            requests: list[Any] = [
+                {"PutRequest": {"Item": _item(pk, sk, _present(values))}}
+                for pk, sk, values in records[start : start + 25]
+            ]
+            while requests:
+                resp = call(self._db.batch_write_item, RequestItems={self._table: requests})
+                requests = list(resp.get("UnprocessedItems", {}).get(self._table, []))
 
     def delete_many(self, keys: list[tuple[str, str]]) -> None:
         """Remove records (gone already is fine), 25 to a request."""

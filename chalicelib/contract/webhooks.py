@@ -19,7 +19,7 @@ from chalicelib.contract.jobs import Job, Model
 
 
 def _all_event_types() -> list[EventType]:
-    return ["job.succeeded", "job.failed"]
+    return ["job.succeeded", "job.failed", "job.canceled"]
 
 
 class WebhookRequest(Request):
