@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib import telemetry
+from chalicelib.answer_cache import AnswerCache
 from chalicelib.contract import JobError, JobStatus
 from chalicelib.errors import AppError, PermanentJobError
 from chalicelib.image_store import ImageStore, StoredObject, stored_object
@@ -63,12 +64,14 @@ class Ingester:
         images: ImageStore,
         queue: JobQueue,
         publisher: EventPublisher,
+        cache: AnswerCache,
     ) -> None:
         self._settings = settings
         self._repo = repo
         self._images = images
         self._queue = queue
         self._publisher = publisher
+        self._cache = cache
 
     def ingest(self, record: SQSRecord) -> None:
         """Every object the notification announces; raise to have SQS retry the message."""
@@ -81,7 +84,8 @@ class Ingester:
         The job id comes from the object, so a repeated S3 event finds the job it made before
         (the refused create hands it back) and queues it again only while it is PENDING. An
         object that is not an image we accept becomes a FAILED job with the reason, so its
-        uploader learns why.
+        uploader learns why. An image answered before (same tenant, bytes and options) is
+        SUCCEEDED at once with that answer, and its result file is written as for any other.
         """
         s = self._settings
         try:
@@ -114,14 +118,20 @@ class Ingester:
                     "error": JobError(code=error.code, message=error.message),
                 }
             )
+        else:
+            job = self._cache.answer(job)
         created = self._repo.create(job)
         if created.job is None:  # made before, by an earlier delivery of this event
             existing = created.current
             if existing is not None and existing.status is JobStatus.PENDING:
                 enqueue(existing, queue=self._queue, repo=self._repo)
+            elif existing is not None and existing.cached_from:
+                self._publisher.publish(existing)  # the first delivery may have died before it
             return existing
         if error is not None:
             telemetry.count("jobs_failed", code=error.code)
+            self._publisher.publish(job)
+        elif job.cached_from:
             self._publisher.publish(job)
         else:
             enqueue(job, queue=self._queue, repo=self._repo)

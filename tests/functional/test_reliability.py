@@ -70,6 +70,7 @@ def classifier_around(
         publisher=publisher or adapters.publisher,
         classifier=classifier_loader(settings),
         model=stack.services.model,
+        cache=stack.services.cache,
     )
 
 
@@ -175,7 +176,13 @@ def test_queue_outage_is_503_and_the_job_is_kept_failed_and_retryable(
     down = DownQueue(a.jobs_queue)
     stack.install(
         submit=Submitter(
-            settings=stack.settings, repo=a.repo, images=a.images, queue=down, resolve=fake_resolve
+            settings=stack.settings,
+            repo=a.repo,
+            images=a.images,
+            queue=down,
+            cache=stack.services.cache,
+            publisher=a.publisher,
+            resolve=fake_resolve,
         ),
         jobs=JobActions(
             settings=stack.settings,

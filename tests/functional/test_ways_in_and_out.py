@@ -80,6 +80,7 @@ def test_batch_makes_a_job_per_good_file_and_reports_the_bad_one(api: Api, stack
         "processing": 0,
         "succeeded": 0,
         "failed": 0,
+        "canceled": 0,
     }
 
     classify_all(api, stack)
