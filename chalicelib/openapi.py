@@ -34,6 +34,8 @@ HEADERS = {
     "Location": ("where to follow the new resource", "string"),
     "Retry-After": ("seconds to wait before retrying", "string"),
     "Preference-Applied": ("the preference honoured: `wait=N`", "string"),
+    "Content-Disposition": ('`attachment; filename="…"`: the name to save the file as', "string"),
+    "X-Next-Token": ("more jobs follow: pass it as `next_token` for the next file", "string"),
 }
 BINARY = {"type": "string", "format": "binary"}
 DESCRIPTION = (

@@ -9,16 +9,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chalicelib.adapters import Adapters, readiness_probe
+from chalicelib.answer_cache import AnswerCache
 from chalicelib.api_keys import Authenticator, KeyStore
 from chalicelib.aws import AwsClients
 from chalicelib.batches import Batches
+from chalicelib.cancels import Cancels
 from chalicelib.classify import BatchClassifier
 from chalicelib.contract import Model
 from chalicelib.dead_letters import DeadLetters
+from chalicelib.exports import Exports
 from chalicelib.fanout import Fanout
 from chalicelib.ingest import Ingester
 from chalicelib.job_actions import JobActions
-from chalicelib.model_info import read_model_info
+from chalicelib.model_info import answers_version, read_model_info
 from chalicelib.readiness import ReadinessProbe
 from chalicelib.settings import Settings
 from chalicelib.submit import Submitter
@@ -44,6 +47,9 @@ class Services:
     submit: Submitter
     jobs: JobActions
     batches: Batches
+    cancels: Cancels
+    exports: Exports
+    cache: AnswerCache
     uploads: Uploads
     subscriptions: Subscriptions
     classify: BatchClassifier
@@ -80,9 +86,25 @@ def build_services(
     s = settings
     a = adapters or Adapters.build(s, aws or AwsClients(s))
     keys = KeyStore(a.tenants)
+    cache = AnswerCache(table=a.tenants, repo=a.repo, version=answers_version(s.model_dir))
     submitter = Submitter(
-        settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, resolve=resolve
+        settings=s,
+        repo=a.repo,
+        images=a.images,
+        queue=a.jobs_queue,
+        cache=cache,
+        publisher=a.publisher,
+        resolve=resolve,
     )
+    jobs = JobActions(
+        settings=s,
+        repo=a.repo,
+        images=a.images,
+        queue=a.jobs_queue,
+        deliveries=a.deliveries,
+        forget=cache.forget,
+    )
+    batches = Batches(submitter=submitter, repo=a.repo, store=a.batches)
     model = read_model_info(s.model_dir)
     http = sender or HttpSender(
         policy=s.webhook_policy, timeout_s=s.webhook_timeout_s, resolve=resolve
@@ -94,10 +116,11 @@ def build_services(
         auth=Authenticator(keys=keys, configured=s.api_keys),
         keys=keys,
         submit=submitter,
-        jobs=JobActions(
-            settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, deliveries=a.deliveries
-        ),
-        batches=Batches(submitter=submitter, repo=a.repo, store=a.batches),
+        jobs=jobs,
+        batches=batches,
+        cancels=Cancels(jobs=jobs, repo=a.repo, batches=batches, publisher=a.publisher),
+        exports=Exports(batches=batches, repo=a.repo),
+        cache=cache,
         uploads=Uploads(settings=s, images=a.images),
         subscriptions=Subscriptions(settings=s, store=a.webhooks, resolve=resolve),
         classify=BatchClassifier(
@@ -107,9 +130,15 @@ def build_services(
             publisher=a.publisher,
             classifier=classifier_loader(s),
             model=model,
+            cache=cache,
         ),
         ingest=Ingester(
-            settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, publisher=a.publisher
+            settings=s,
+            repo=a.repo,
+            images=a.images,
+            queue=a.jobs_queue,
+            publisher=a.publisher,
+            cache=cache,
         ),
         dead_letters=DeadLetters(repo=a.repo, publisher=a.publisher),
         deliveries=Deliverer(
