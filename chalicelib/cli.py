@@ -134,12 +134,12 @@ def _form(
     return out, f"multipart/form-data; boundary={boundary}"
 
 
-def _upload(api: Api, item: Item, data: bytes, content_type: str) -> None:
-    """The presigned route for images bigger than the API takes."""
+def _upload(api: Api, item: Item, data: bytes, content_type: str, options: dict[str, str]) -> None:
+    """The presigned route for images bigger than the API takes (the options go with it)."""
     status, answer = api.call(
         "POST",
         "/uploads",
-        json.dumps({"filename": item.path.name, "content_type": content_type}).encode(),
+        json.dumps({"filename": item.path.name, "content_type": content_type, **options}).encode(),
         "application/json",
     )
     if status != 201:
@@ -177,7 +177,7 @@ def submit(api: Api, item: Item, options: dict[str, str] | None = None) -> None:
     if content_type == "application/octet-stream":
         item.error = "not an image file name the upload route accepts"
         return
-    _upload(api, item, data, content_type)
+    _upload(api, item, data, content_type, options or {})
 
 
 def progress(items: Sequence[Item], width: int = 30) -> str:

@@ -23,7 +23,9 @@ from chalicelib.job_events import EventPublisher
 from chalicelib.job_store import JobRecord, JobRepository
 from chalicelib.queues import JobQueue, enqueue
 from chalicelib.settings import Settings
+from chalicelib.submission import job_options
 from chalicelib.submit import new_record
+from chalicelib.uploads import stored_options
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +91,11 @@ class Ingester:
         """
         s = self._settings
         try:
-            data = self._images.get(obj.key)
+            data, metadata = self._images.get_with_metadata(obj.key)
         except PermanentJobError:
             log.warning("object gone before it was ingested", extra={"key": obj.key})
             return None
+        options = stored_options(metadata)
         error: AppError | None = None
         content_type = "application/octet-stream"
         try:
@@ -110,6 +113,7 @@ class Ingester:
             data=data,
             source=obj.source,
             filename=obj.filename,
+            options=job_options(options),
         )
         if error is not None:
             job = job.model_copy(
@@ -118,7 +122,7 @@ class Ingester:
                     "error": JobError(code=error.code, message=error.message),
                 }
             )
-        else:
+        elif options.cache:
             job = self._cache.answer(job)
         created = self._repo.create(job)
         if created.job is None:  # made before, by an earlier delivery of this event

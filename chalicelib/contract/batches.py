@@ -11,7 +11,6 @@ from chalicelib.contract.common import (
     UPLOAD_TYPES,
     ErrorDetail,
     Invalid,
-    Request,
     Response,
     Timestamp,
     UploadType,
@@ -65,8 +64,8 @@ class BatchForm(OptionFields):
     webhook_url: str | None = Field(default=None, description="https URL told when each job ends")
 
 
-class UploadRequest(Request):
-    """``POST /uploads``."""
+class UploadRequest(OptionFields):
+    """``POST /uploads``: the image's type and name, and the job's options."""
 
     content_type: Annotated[
         UploadType,

@@ -13,7 +13,12 @@ import pytest
 from chalicelib.telemetry import REGISTRY
 from tests.builders import multipart
 from tests.functional.conftest import KEY_B, Api, Stack
-from tests.functional.test_ways_in_and_out import classify_all, notify_all, s3_notifications
+from tests.functional.test_ways_in_and_out import (
+    classify_all,
+    notify_all,
+    s3_notifications,
+    upload,
+)
 from tests.photos import CAT, CAT_CLASSES, COFFEE, ESPRESSO, cat_jpeg
 
 NOTHING_FAILED: dict[str, list[dict[str, str]]] = {"batchItemFailures": []}
@@ -264,3 +269,32 @@ def test_a_bulk_drop_uses_the_cache_and_still_writes_its_result_file(
     assert result["cached_from"] == first["job_id"]
     assert result["categories"][0]["name"] in ("cat", "mammal", "animal")
     classify_all(api, stack)  # nothing left to do
+
+
+def test_a_presigned_upload_carries_its_options_to_its_job(api: Api, stack: Stack) -> None:
+    # GIVEN an upload asked for with options, and the same image answered before by default
+    classified(api, cat_jpeg())
+    form = upload(api, cat_jpeg(), options={"top_k": 2, "min_confidence": 0.1, "cache": True})
+    assert form["upload"]["fields"]["x-amz-meta-options"] == (
+        '{"top_k":2,"min_confidence":0.1,"cache":true}'
+    )
+
+    # WHEN S3 says the object arrived
+    assert api.invoke("ingest", s3_notifications(stack)) == NOTHING_FAILED
+
+    # THEN the job has those options: another answer than the cached one, so it is classified
+    job = api.job(form["job_id"])
+    assert (job["status"], job["options"]) == ("PENDING", {"top_k": 2, "min_confidence": 0.1})
+    classify_all(api, stack)
+    done = api.job(form["job_id"])
+    assert len(done["predictions"]) == 2
+    assert all(c["probability"] >= 0.1 for c in done["categories"])
+
+
+def test_an_upload_with_a_bad_option_is_400(api: Api) -> None:
+    resp = api.post(
+        "/uploads", json_body={"content_type": "image/jpeg", "top_k": 0, "filename": "a.jpg"}
+    )
+
+    assert resp.status == 400
+    assert resp.error_code == "invalid_top_k"
