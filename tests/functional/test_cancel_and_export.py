@@ -16,6 +16,7 @@ from chalicelib.job_store import JobRecord, Transition
 from tests.builders import multipart
 from tests.functional.conftest import KEY_B, Api, Stack
 from tests.functional.test_reliability import classifier_around
+from tests.functional.test_ways_in_and_out import deliver_all, notify_all
 from tests.photos import CAT, COFFEE, ROCKET, cat_jpeg
 
 NOTHING_FAILED: dict[str, list[dict[str, str]]] = {"batchItemFailures": []}
@@ -80,12 +81,18 @@ def test_a_pending_job_is_canceled_announced_and_never_classified(api: Api, stac
     # WHEN it is canceled
     resp = api.post(f"/jobs/{job_id}/cancel")
 
-    # THEN it is CANCELED, a job.canceled event went out, and its message does nothing
+    # THEN it is CANCELED, a job.canceled event went out and reached the job's webhook, and
+    # its message does nothing
     assert resp.status == 200
     assert resp.json["status"] == "CANCELED"
-    [event] = stack.published_events()
+    [event] = notify_all(api, stack)
     assert event["event"]["type"] == "job.canceled"
     assert event["attributes"]["type"]["Value"] == "job.canceled"
+    deliver_all(api, stack)
+    [(url, body, headers)] = stack.sender.posts
+    assert url == "https://example.com/hook"
+    assert headers["X-Event-Type"] == "job.canceled"
+    assert json.loads(body)["job"]["status"] == "CANCELED"
     assert api.classify_queued() == NOTHING_FAILED
     assert api.job(job_id)["status"] == "CANCELED"
     assert api.job(job_id)["predictions"] is None
@@ -164,9 +171,11 @@ def test_batch_cancel_keeps_the_finished_jobs(api: Api, stack: Stack) -> None:
     assert body["progress"]["succeeded"] == 1
     assert body["status"] == "canceled"
     assert again.json["jobs"] == body["jobs"]
-    types = [e["event"]["type"] for e in stack.published_events()]
-    assert set(types) == {"job.canceled"}
-    assert len({json.dumps(e) for e in types}) == 1
+    # ... and each canceled job's event went out, again on the second cancel, with the same id
+    events = [e["event"] for e in stack.published_events()]
+    assert {e["type"] for e in events} == {"job.canceled"}
+    assert len(events) == 4
+    assert len({e["id"] for e in events}) == 2
     assert api.post(f"/batches/{batch['batch_id']}/cancel", key=KEY_B).status == 404
 
 
