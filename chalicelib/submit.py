@@ -15,7 +15,7 @@ from typing import Any
 from chalicelib import telemetry
 from chalicelib.answer_cache import AnswerCache
 from chalicelib.contract import JobOptions, JobStatus, SubmitHeaders, SubmitQuery
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, TransientError
 from chalicelib.image_store import ImageStore, image_key
 from chalicelib.images import inspect
 from chalicelib.job_events import EventPublisher
@@ -159,11 +159,20 @@ class Submitter:
 
     def dispatch(self, job: JobRecord) -> None:
         """A PENDING job queued; a job answered from the cache announced (webhooks, result
-        files), as a classified one is."""
+        files), as a classified one is.
+
+        Should SNS refuse the event, the job's message goes on the jobs queue instead: the
+        classifier's start is refused for a finished job, and it publishes the job's event then
+        (``classify.settle``), so the event goes out at least once without a model run.
+        """
         if job.status is JobStatus.PENDING:
             enqueue(job, queue=self._queue, repo=self._repo)
         elif job.cached_from:
-            self._publisher.publish(job)
+            try:
+                self._publisher.publish(job)
+            except TransientError:
+                log.warning("event not published; queued for the classifier to publish")
+                self._queue.send(job.job_id, job.generation)
 
     def _replay(self, existing: JobRecord, requested: JobRecord) -> JobRecord:
         if existing.image_sha256 != requested.image_sha256:

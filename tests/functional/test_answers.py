@@ -10,6 +10,10 @@ from typing import Any
 
 import pytest
 
+from chalicelib.errors import TransientError
+from chalicelib.job_events import EventPublisher
+from chalicelib.job_store import JobRecord
+from chalicelib.submit import Submitter
 from chalicelib.telemetry import REGISTRY
 from tests.builders import multipart
 from tests.functional.conftest import KEY_B, Api, Stack
@@ -176,6 +180,49 @@ def test_a_repeat_is_answered_from_the_cache_without_a_classification(
     [event] = stack.published_events()
     assert event["event"]["type"] == "job.succeeded"
     assert event["event"]["job"]["cached_from"] == first["job_id"]
+
+
+class DownPublisher(EventPublisher):
+    """SNS refusing every publish (a subclass only so the submitter accepts it)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def publish(self, job: JobRecord) -> None:
+        """Refused."""
+        raise TransientError("SNS unavailable")
+
+
+def test_a_cached_jobs_event_goes_out_through_the_classifier_when_sns_refuses_it(
+    api: Api, stack: Stack
+) -> None:
+    # GIVEN a classified photo, and SNS refusing the API's publishes
+    first = classified(api, cat_jpeg())
+    stack.published_events()
+    a = stack.services.adapters
+    stack.install(
+        submit=Submitter(
+            settings=stack.settings,
+            repo=a.repo,
+            images=a.images,
+            queue=a.jobs_queue,
+            cache=stack.services.cache,
+            publisher=DownPublisher(),
+        )
+    )
+
+    # WHEN the photo is sent again
+    again = api.post_image(cat_jpeg())
+
+    # THEN it is answered from the cache all the same, and its event goes out once the
+    # classifier takes the message queued for it (no model run: the job is finished)
+    assert again.status == 200
+    inferences = REGISTRY.value("jobs_succeeded")
+    assert api.classify_queued() == NOTHING_FAILED
+    [event] = stack.published_events()
+    assert event["event"]["job"]["job_id"] == again.json["job_id"]
+    assert event["event"]["job"]["cached_from"] == first["job_id"]
+    assert REGISTRY.value("jobs_succeeded") == inferences
 
 
 def test_cache_false_classifies_again(api: Api, stack: Stack) -> None:
