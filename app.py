@@ -14,6 +14,7 @@ from typing import Any
 from chalice.app import Chalice, Response, SQSEvent
 
 from chalicelib import contract as c
+from chalicelib.exports import ExportFile
 from chalicelib.openapi import docs_page, openapi_document
 from chalicelib.routing import Answer, Call, Router
 from chalicelib.settings import (
@@ -61,6 +62,10 @@ def _static(page: StaticFile) -> Response:
     return Response(body=page.body, status_code=200, headers={**page.headers})
 
 
+def _file(export: ExportFile) -> Response:
+    return Response(body=export.body, status_code=200, headers={**export.headers})
+
+
 def _accepted(call: Call, job_id: str, status: c.JobStatus) -> Answer:
     url = f"{call.base_path}/jobs/{job_id}"
     return Answer(c.Accepted(job_id=job_id, status=status, status_url=url), 202, {"Location": url})
@@ -99,8 +104,9 @@ def docs(call: Call) -> Response:
 
 @router.route("submitJob")
 def submit_job(call: Call) -> Answer:
-    """Accept one image; 202 with the job id and where to follow it, or, with ``Prefer:
-    wait=N``, 200 with the job if it finishes within N seconds."""
+    """Accept one image; 202 with the job id and where to follow it, or 200 with the job when
+    it is finished already (answered from the cache) or, with ``Prefer: wait=N``, within N
+    seconds."""
     headers = call.headers(c.SubmitHeaders)
     services = get_services()
     job = services.submit.submit(
@@ -110,12 +116,14 @@ def submit_job(call: Call) -> Answer:
         query=call.query(c.SubmitQuery),
         headers=headers,
     )
+    location = {"Location": f"{call.base_path}/jobs/{job.job_id}"}
+    if job.cached_from:  # finished already
+        return Answer(services.jobs.present(job, new=True), 200, location)
     wait = parse_prefer_wait(headers.prefer)
     if wait:
         done = services.jobs.detail(owner=call.tenant, job_id=job.job_id, wait=wait)
         if done.status.terminal:
-            applied = {"Preference-Applied": f"wait={wait:g}"}
-            return Answer(done, 200, {**applied, "Location": f"{call.base_path}/jobs/{job.job_id}"})
+            return Answer(done, 200, {"Preference-Applied": f"wait={wait:g}", **location})
     return _accepted(call, job.job_id, job.status)
 
 
@@ -130,6 +138,19 @@ def get_job(call: Call, job_id: str) -> c.JobDetail:
 def delete_job(call: Call, job_id: str) -> None:
     """Remove the job's record and image (204)."""
     get_services().jobs.delete(owner=call.tenant, job_id=job_id)
+
+
+@router.route("cancelJob")
+def cancel_job(call: Call, job_id: str) -> c.JobDetail:
+    """PENDING/PROCESSING → CANCELED (200); 409 once the job is finished."""
+    return get_services().cancels.cancel_job(owner=call.tenant, job_id=job_id)
+
+
+@router.route("exportJobs")
+def export_jobs(call: Call) -> Response:
+    """The caller's jobs, filtered like the listing, as CSV or JSON Lines."""
+    query = call.query(c.ExportJobsQuery)
+    return _file(get_services().exports.jobs(owner=call.tenant, query=query))
 
 
 @router.route("retryJob")
@@ -160,6 +181,19 @@ def get_batch(call: Call, batch_id: str) -> c.Batch:
     job is finished."""
     wait = call.query(c.WaitQuery).wait
     return get_services().batches.get(owner=call.tenant, batch_id=batch_id, wait=wait)
+
+
+@router.route("cancelBatch")
+def cancel_batch(call: Call, batch_id: str) -> c.Batch:
+    """Cancel the batch's unfinished jobs; the finished ones stay."""
+    return get_services().cancels.cancel_batch(owner=call.tenant, batch_id=batch_id)
+
+
+@router.route("exportBatch")
+def export_batch(call: Call, batch_id: str) -> Response:
+    """The batch's results as CSV or JSON Lines."""
+    fmt = call.query(c.ExportQuery).format
+    return _file(get_services().exports.batch(owner=call.tenant, batch_id=batch_id, fmt=fmt))
 
 
 @router.route("ready")

@@ -8,24 +8,36 @@ from collections import Counter
 from typing import Literal
 
 from chalicelib.batch_store import BatchRecord, BatchStore
-from chalicelib.contract import Batch, BatchAccepted, ErrorDetail, JobStatus, Progress, Rejected
+from chalicelib.contract import (
+    Batch,
+    BatchAccepted,
+    ErrorDetail,
+    JobStatus,
+    OptionFields,
+    Progress,
+    Rejected,
+)
 from chalicelib.errors import AppError, BadRequest, NotFound, PayloadTooLarge
 from chalicelib.forms import parse_form
 from chalicelib.job_store import JobRecord, JobRepository, utc_now
+from chalicelib.submission import job_options, merged_options
 from chalicelib.submit import Submitter
 from chalicelib.waiting import Pause, wait_until
 
 log = logging.getLogger(__name__)
 
 
-BatchStatus = Literal["waiting", "processing", "completed", "completed_with_errors"]
+BatchStatus = Literal["waiting", "processing", "completed", "completed_with_errors", "canceled"]
 
 
 def batch_status(counts: Counter[JobStatus], total: int) -> BatchStatus:
-    """``waiting`` (nothing started), ``processing``, ``completed`` or
-    ``completed_with_errors`` (every job finished, some FAILED)."""
-    done = counts[JobStatus.SUCCEEDED] + counts[JobStatus.FAILED]
+    """``waiting`` (nothing started), ``processing``, ``completed``,
+    ``completed_with_errors`` (every job finished, some FAILED) or ``canceled`` (every job
+    finished, some canceled)."""
+    done = sum(counts[status] for status in JobStatus if status.terminal)
     if done == total:
+        if counts[JobStatus.CANCELED]:
+            return "canceled"
         return "completed_with_errors" if counts[JobStatus.FAILED] else "completed"
     if counts[JobStatus.PENDING] == total:
         return "waiting"
@@ -70,6 +82,7 @@ class Batches:
                 code="too_many_images",
             )
         self._submitter.caps.check(owner, jobs=len(files))  # once for the batch
+        options = merged_options(OptionFields(), form.fields)
         batch_id = uuid.uuid4().hex
         job_ids: list[str] = []
         rejected: list[Rejected] = []
@@ -82,6 +95,8 @@ class Batches:
                     batch_id=batch_id,
                     filename=part.filename,
                     capped=True,
+                    options=job_options(options),
+                    use_cache=options.cache,
                 )
             except AppError as exc:
                 if exc.code == "invalid_webhook_url":
@@ -107,25 +122,38 @@ class Batches:
             status_url=f"{base_path}/batches/{batch_id}",
         )
 
-    def get(self, *, owner: str, batch_id: str, wait: float | None = None) -> Batch:
-        """The caller's batch with its jobs and progress; 404 for anyone else's. With ``wait``,
-        once every job is finished or after ``wait`` seconds, whichever comes first."""
+    def record(self, *, owner: str, batch_id: str) -> BatchRecord:
+        """The caller's batch record; 404 for anyone else's."""
         record = self._store.get(owner, batch_id)
         if record is None:
             raise NotFound(f"no batch {batch_id!r}", code="batch_not_found")
+        return record
+
+    def jobs(self, record: BatchRecord) -> list[JobRecord]:
+        """The batch's jobs in the order of its files; deleted jobs drop out."""
+        found = self._repo.get_many(record.job_ids)
+        return [found[j] for j in record.job_ids if j in found]
+
+    def get(self, *, owner: str, batch_id: str, wait: float | None = None) -> Batch:
+        """The caller's batch with its jobs and progress; 404 for anyone else's. With ``wait``,
+        once every job is finished or after ``wait`` seconds, whichever comes first."""
+        record = self.record(owner=owner, batch_id=batch_id)
 
         def jobs() -> list[JobRecord]:
-            found = self._repo.get_many(record.job_ids)
-            return [found[j] for j in record.job_ids if j in found]  # deleted jobs drop out
+            return self.jobs(record)
 
         current = jobs()
         if wait:
             current = wait_until(
                 jobs, lambda js: all(j.status.terminal for j in js), seconds=wait, pause=self._pause
             )
+        return self.present(record, current)
+
+    def present(self, record: BatchRecord, current: list[JobRecord]) -> Batch:
+        """A batch record and its jobs as ``GET /batches/{batch_id}`` shows them."""
         counts = Counter(job.status for job in current)
         return Batch(
-            batch_id=batch_id,
+            batch_id=record.batch_id,
             created_at=record.created_at,
             status=batch_status(counts, len(current)),
             progress=Progress(

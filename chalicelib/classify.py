@@ -20,7 +20,7 @@ import numpy as np
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib import telemetry
-from chalicelib.contract import Model, Prediction
+from chalicelib.contract import Category, Model, Prediction
 from chalicelib.errors import PermanentJobError
 from chalicelib.images import decoded_pixels, to_model_input
 from chalicelib.job_events import EventPublisher
@@ -43,6 +43,14 @@ class Images(Protocol):
         ...
 
 
+class Remembered(Protocol):
+    """Where classified jobs are remembered as the answer to their image (``AnswerCache``)."""
+
+    def remember(self, jobs: Sequence[JobRecord]) -> None:
+        """Make each job the answer to its image and options."""
+        ...
+
+
 class Jobs(Protocol):
     """The job transitions the classifier makes (``JobRepository``)."""
 
@@ -57,6 +65,7 @@ class Jobs(Protocol):
         predictions: list[Prediction],
         model: Model,
         timings_ms: dict[str, float],
+        categories: list[Category] | None = None,
     ) -> JobRecord | None:
         """PROCESSING → SUCCEEDED."""
         ...
@@ -76,6 +85,7 @@ class _Prepared:
     started: float
     timings: dict[str, float] = field(default_factory=dict)
     predictions: list[Prediction] = field(default_factory=list)
+    categories: list[Category] = field(default_factory=list)
 
 
 def _ms(since: float) -> float:
@@ -94,6 +104,7 @@ class BatchClassifier:
         publisher: EventPublisher,
         classifier: Callable[[], Classifier],
         model: Model,
+        cache: Remembered | None = None,
     ) -> None:
         self._settings = settings
         self._repo = repo
@@ -101,6 +112,7 @@ class BatchClassifier:
         self._publisher = publisher
         self._classifier = classifier
         self._model = model
+        self._cache = cache
         self._overlap = Overlap(settings.classify_workers)
         self._decode_budget = Budget(settings.decode_budget_pixels)
 
@@ -170,13 +182,16 @@ class BatchClassifier:
     def _classify(self, ready: list[_Prepared]) -> list[str]:
         t = time.perf_counter()
         try:
-            results = self._classifier().predict(np.stack([p.tensor for p in ready]))
+            results = self._classifier().answers(
+                np.stack([p.tensor for p in ready]), [p.job.options for p in ready]
+            )
         except Exception:
             log.exception("inference failed; the batch goes back to the queue")
             return [p.record.message_id for p in ready]
         per_image = round((time.perf_counter() - t) * 1000 / len(ready), 2)
-        for prepared, predictions in zip(ready, results, strict=True):
-            prepared.predictions = predictions
+        for prepared, result in zip(ready, results, strict=True):
+            prepared.predictions = result.predictions
+            prepared.categories = result.categories
             prepared.timings["inference"] = per_image
             prepared.timings["total"] = _ms(prepared.started)
         return self._record(ready)
@@ -185,6 +200,7 @@ class BatchClassifier:
         return self._repo.succeed(
             prepared.job,
             predictions=prepared.predictions,
+            categories=prepared.categories,
             model=self._model,
             timings_ms=prepared.timings,
         )
@@ -204,15 +220,27 @@ class BatchClassifier:
                     extra={"job_id": prepared.job.job_id},
                 )
                 failed.append(prepared.record.message_id)
-            elif outcome is not None:  # None: no longer PROCESSING (a dead letter failed it)
+            # None: no longer PROCESSING (canceled meanwhile, or a dead letter failed it)
+            elif outcome is not None:
                 done.append((prepared, outcome))
                 telemetry.count("jobs_succeeded")
                 telemetry.observe_ms("classification_latency_ms", prepared.timings["total"])
                 if "queue_wait" in prepared.timings:
                     telemetry.observe_ms("queue_wait_ms", prepared.timings["queue_wait"])
         if done:
+            self._remember([job for _, job in done])
             failed.extend(self._announce(done))
         return failed
+
+    def _remember(self, jobs: list[JobRecord]) -> None:
+        """One BatchWriteItem for the batch; a cache that cannot be written only costs a later
+        repeat its classification, so the jobs succeed all the same."""
+        if self._cache is None:
+            return
+        try:
+            self._cache.remember(jobs)
+        except Exception:
+            log.exception("could not remember the batch's answers")
 
     def _announce(self, done: list[tuple[_Prepared, JobRecord]]) -> list[str]:
         """Publish the batch's events together; hand back the messages whose event SNS did not

@@ -4,8 +4,9 @@
 
 Submits image files (folders are searched recursively), using ``POST /jobs`` for images the API
 accepts directly and a presigned upload (``POST /uploads``) for bigger ones; with ``--wait`` it
-shows a progress bar until every job has finished, then prints the top label of each (or saves
-everything as JSON with ``--out``). Standard library only.
+shows a progress bar until every job has finished, then prints the top label and category of
+each (and saves everything as JSON with ``--out``, or one row per file with ``--csv``).
+``--top-k`` and ``--min-confidence`` cut each answer. Standard library only.
 """
 
 from __future__ import annotations
@@ -19,19 +20,23 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlencode
+
+from chalicelib.cli_report import summary, write_csv, write_json
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 DIRECT_LIMIT = 4 * 1024 * 1024  # the API's default per-request image limit
 DEFAULT_URL = "http://127.0.0.1:8000"
 LONGEST_WAIT_S = 20  # what the API waits at most per request
 LOCAL_KEY = "local-dev-key-change-me"
-FINISHED = ("SUCCEEDED", "FAILED", "REJECTED")  # REJECTED: refused at submission, never a job
-UNSUCCESSFUL = ("FAILED", "REJECTED")
+# REJECTED: refused at submission, never a job
+FINISHED = ("SUCCEEDED", "FAILED", "CANCELED", "REJECTED")
+UNSUCCESSFUL = ("FAILED", "CANCELED", "REJECTED")
 EXIT_CODES = """exit status:
   0  every file was accepted (and, with --wait, classified)
   1  at least one file was refused or failed
@@ -129,12 +134,12 @@ def _form(
     return out, f"multipart/form-data; boundary={boundary}"
 
 
-def _upload(api: Api, item: Item, data: bytes, content_type: str) -> None:
-    """The presigned route for images bigger than the API takes."""
+def _upload(api: Api, item: Item, data: bytes, content_type: str, options: dict[str, str]) -> None:
+    """The presigned route for images bigger than the API takes (the options go with it)."""
     status, answer = api.call(
         "POST",
         "/uploads",
-        json.dumps({"filename": item.path.name, "content_type": content_type}).encode(),
+        json.dumps({"filename": item.path.name, "content_type": content_type, **options}).encode(),
         "application/json",
     )
     if status != 201:
@@ -150,8 +155,9 @@ def _upload(api: Api, item: Item, data: bytes, content_type: str) -> None:
         item.error = f"upload failed: {exc}"
 
 
-def submit(api: Api, item: Item) -> None:
-    """Send one file; sets ``job_id`` or ``error``."""
+def submit(api: Api, item: Item, options: dict[str, str] | None = None) -> None:
+    """Send one file with the answer's ``options`` (query parameters); sets ``job_id`` (and
+    ``job`` when the answer came from the cache) or ``error``."""
     try:
         data = item.path.read_bytes()
     except OSError as exc:
@@ -159,9 +165,11 @@ def submit(api: Api, item: Item) -> None:
         return
     content_type = _content_type(item.path)
     if len(data) <= DIRECT_LIMIT:
-        status, answer = api.call("POST", "/jobs", data, content_type)
-        if status == 202:
+        query = f"?{urlencode(options)}" if options else ""
+        status, answer = api.call("POST", f"/jobs{query}", data, content_type)
+        if status in (200, 202):
             item.job_id = answer["job_id"]
+            item.job = answer if status == 200 else {}  # 200: finished already (cached)
             return
         if answer.get("error", {}).get("code") != "image_too_large":
             item.error = answer.get("error", {}).get("message", f"HTTP {status}")
@@ -169,7 +177,7 @@ def submit(api: Api, item: Item) -> None:
     if content_type == "application/octet-stream":
         item.error = "not an image file name the upload route accepts"
         return
-    _upload(api, item, data, content_type)
+    _upload(api, item, data, content_type, options or {})
 
 
 def progress(items: Sequence[Item], width: int = 30) -> str:
@@ -205,17 +213,9 @@ def wait(api: Api, items: list[Item], *, timeout_s: float, out: TextIO) -> None:
         out.write("\n")  # whatever follows starts on a line of its own
 
 
-def summary(items: list[Item]) -> Iterator[str]:
-    """One line per file: status and top label, or the reason it failed."""
-    for item in items:
-        top = (item.job.get("predictions") or [{}])[0]
-        if item.status == "SUCCEEDED":
-            detail = f"{top['label']} ({top['probability']:.3f})"
-        elif item.error or item.job.get("error"):
-            detail = item.error or item.job["error"]["message"]
-        else:
-            detail = f"job {item.job_id}"
-        yield f"{item.path}\t{item.status}\t{detail}"
+def _options(args: argparse.Namespace) -> dict[str, str]:
+    options = {"top_k": args.top_k, "min_confidence": args.min_confidence}
+    return {name: str(value) for name, value in options.items() if value is not None}
 
 
 def classify(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -227,7 +227,7 @@ def classify(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
         return 2
     try:
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda item: submit(api, item), items))
+            list(pool.map(lambda item: submit(api, item, _options(args)), items))
         if args.wait:
             wait(api, items, timeout_s=args.timeout, out=err)
     except Unreachable as exc:
@@ -236,17 +236,9 @@ def classify(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     for line in summary(items):
         out.write(line + "\n")
     if args.out:
-        records = [
-            {
-                "file": str(i.path),
-                "job_id": i.job_id,
-                "status": i.status,
-                "error": i.error,
-                "job": i.job or None,
-            }
-            for i in items
-        ]
-        Path(args.out).write_text(json.dumps(records, indent=2))
+        write_json(items, args.out)
+    if args.csv:
+        write_csv(items, args.csv)
     return 1 if any(i.status in UNSUCCESSFUL for i in items) else 0
 
 
@@ -265,6 +257,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--wait", action="store_true", help="wait for the results")
     run.add_argument("--out", help="write every job as JSON to this file")
+    run.add_argument("--csv", help="write one row per file as CSV to this file")
+    run.add_argument("--top-k", type=int, help="labels per image, 1-20 (default 5)")
+    run.add_argument(
+        "--min-confidence", type=float, help="leave out labels and categories below this (0-1)"
+    )
     run.add_argument("--timeout", type=float, default=600, help="seconds to wait at most")
     run.add_argument("--url", default=os.environ.get("IMGCLS_URL", DEFAULT_URL))
     run.add_argument("--key", default=os.environ.get("IMGCLS_API_KEY", LOCAL_KEY))

@@ -118,7 +118,17 @@ def job_event_of(record: SQSRecord) -> tuple[JobEvent, str] | None:
 
 def _result_document(event: JobEvent) -> dict[str, object]:
     job = event.job.model_dump(mode="json")
-    keep = ("job_id", "status", "predictions", "model", "error", "attempts", "updated_at")
+    keep = (
+        "job_id",
+        "status",
+        "predictions",
+        "categories",
+        "cached_from",
+        "model",
+        "error",
+        "attempts",
+        "updated_at",
+    )
     return {**{k: job.get(k) for k in keep}, "source": job.get("filename")}
 
 

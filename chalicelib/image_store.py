@@ -108,8 +108,14 @@ class ImageStore:
 
     def get(self, key: str) -> bytes:
         """The object's bytes; a missing object is permanent, anything else transient."""
+        return self.get_with_metadata(key)[0]
+
+    def get_with_metadata(self, key: str) -> tuple[bytes, dict[str, str]]:
+        """The object's bytes and its user metadata (``x-amz-meta-*``, names lower-case), from
+        the one GetObject."""
         try:
-            return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+            resp = self._s3.get_object(Bucket=self._bucket, Key=key)
+            return resp["Body"].read(), dict(resp.get("Metadata", {}))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING:
                 raise PermanentJobError("image_missing", "the image is no longer stored") from exc
@@ -127,18 +133,25 @@ class ImageStore:
             raise TransientError(f"S3 delete failed: {exc}") from exc
 
     def presigned_post(
-        self, key: str, *, content_type: str, max_bytes: int, expires_in: int
+        self,
+        key: str,
+        *,
+        content_type: str,
+        max_bytes: int,
+        expires_in: int,
+        metadata: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """A browser-style upload form for exactly ``key``, ``content_type`` and ≤ ``max_bytes``."""
+        """A browser-style upload form for exactly ``key``, ``content_type``, ≤ ``max_bytes``
+        and, when given, exactly that user ``metadata`` (the policy pins each value)."""
+        fields = {"Content-Type": content_type, "x-amz-server-side-encryption": "AES256"}
+        fields |= {f"x-amz-meta-{name}": value for name, value in (metadata or {}).items()}
+        conditions: list[Any] = [{name: value} for name, value in fields.items()]
+        conditions.append(["content-length-range", 1, max_bytes])
         post = self._s3.generate_presigned_post(
             Bucket=self._bucket,
             Key=key,
-            Fields={"Content-Type": content_type, "x-amz-server-side-encryption": "AES256"},
-            Conditions=[
-                {"Content-Type": content_type},
-                {"x-amz-server-side-encryption": "AES256"},
-                ["content-length-range", 1, max_bytes],
-            ],
+            Fields=fields,
+            Conditions=conditions,
             ExpiresIn=expires_in,
         )
         return {"url": post["url"], "fields": post["fields"]}

@@ -15,7 +15,8 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib import telemetry
-from chalicelib.contract import JobError, JobStatus
+from chalicelib.answer_cache import AnswerCache
+from chalicelib.contract import JobError, JobStatus, OptionFields
 from chalicelib.errors import AppError, PermanentJobError
 from chalicelib.image_store import ImageStore, StoredObject, image_key, stored_object
 from chalicelib.images import inspect
@@ -23,7 +24,9 @@ from chalicelib.job_events import EventPublisher
 from chalicelib.job_store import JobRecord, JobRepository
 from chalicelib.queues import JobQueue, enqueue
 from chalicelib.settings import Settings
+from chalicelib.submission import job_options
 from chalicelib.submit import new_record
+from chalicelib.uploads import stored_options
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +67,14 @@ class Ingester:
         images: ImageStore,
         queue: JobQueue,
         publisher: EventPublisher,
+        cache: AnswerCache,
     ) -> None:
         self._settings = settings
         self._repo = repo
         self._images = images
         self._queue = queue
         self._publisher = publisher
+        self._cache = cache
 
     def ingest(self, record: SQSRecord) -> None:
         """Every object the notification announces; raise to have SQS retry the message."""
@@ -82,18 +87,22 @@ class Ingester:
         The job id comes from the object, so a repeated S3 event finds the job it made before
         (the refused create hands it back) and queues it again only while it is PENDING. An
         object that is not an image we accept becomes a FAILED job with the reason, so its
-        uploader learns why.
+        uploader learns why. An image answered before (same tenant, bytes and options) is
+        SUCCEEDED at once with that answer, and its result file is written as for any other.
         """
         try:
-            data = self._images.get(obj.key)
+            data, metadata = self._images.get_with_metadata(obj.key)
         except PermanentJobError:
             log.warning("object gone before it was ingested", extra={"key": obj.key})
             return None
+        options = stored_options(metadata)
         if obj.source == "upload":
-            return self._take_upload(obj, data)
-        return self._make_job(obj, data, s3_key=obj.key)
+            return self._take_upload(obj, data, options)
+        return self._make_job(obj, data, options, s3_key=obj.key)
 
-    def _take_upload(self, obj: StoredObject, data: bytes) -> JobRecord | None:
+    def _take_upload(
+        self, obj: StoredObject, data: bytes, options: OptionFields
+    ) -> JobRecord | None:
         """An upload id is used once: its image moves to the job's own key, and the upload
         object is removed, so a form used again (within its validity) cannot replace the image
         of a job that has been made. Another image under a used id is removed and refused; the
@@ -110,7 +119,7 @@ class Ingester:
         own_key = image_key(obj.tenant, obj.job_id)
         if existing is None:
             self._images.put(own_key, data, self._inspected(data)[0])
-        job = self._make_job(obj, data, s3_key=own_key)
+        job = self._make_job(obj, data, options, s3_key=own_key)
         self._images.delete(obj.key)  # after the job is queued: a crash before retries it all
         return job
 
@@ -123,7 +132,9 @@ class Ingester:
             return "application/octet-stream", None, exc
         return found.content_type, found.width * found.height, None
 
-    def _make_job(self, obj: StoredObject, data: bytes, *, s3_key: str) -> JobRecord | None:
+    def _make_job(
+        self, obj: StoredObject, data: bytes, options: OptionFields, *, s3_key: str
+    ) -> JobRecord | None:
         content_type, pixels, error = self._inspected(data)
         job = new_record(
             self._settings,
@@ -135,6 +146,7 @@ class Ingester:
             source=obj.source,
             filename=obj.filename,
             pixels=pixels,
+            options=job_options(options),
         )
         if error is not None:
             job = job.model_copy(
@@ -143,14 +155,20 @@ class Ingester:
                     "error": JobError(code=error.code, message=error.message),
                 }
             )
+        elif options.cache:
+            job = self._cache.answer(job)
         created = self._repo.create(job)
         if created.job is None:  # made before, by an earlier delivery of this event
             existing = created.current
             if existing is not None and existing.status is JobStatus.PENDING:
                 enqueue(existing, queue=self._queue, repo=self._repo)
+            elif existing is not None and existing.cached_from:
+                self._publisher.publish(existing)  # the first delivery may have died before it
             return existing
         if error is not None:
             telemetry.count("jobs_failed", code=error.code)
+            self._publisher.publish(job)
+        elif job.cached_from:
             self._publisher.publish(job)
         else:
             enqueue(job, queue=self._queue, repo=self._repo)

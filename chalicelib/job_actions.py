@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from chalicelib.contract import Delivery, JobDetail, JobPage, ListJobsQuery
 from chalicelib.delivery_store import DeliveryStore
@@ -28,6 +29,7 @@ class JobActions:
         queue: JobQueue,
         deliveries: DeliveryStore,
         pause: Pause | None = None,
+        forget: Callable[[JobRecord], None] | None = None,
     ) -> None:
         self._settings = settings
         self._repo = repo
@@ -35,6 +37,7 @@ class JobActions:
         self._queue = queue
         self._deliveries = deliveries
         self._pause = pause or Pause()
+        self._forget = forget  # the answer cache's entry that points at a deleted job
 
     def get(self, *, owner: str, job_id: str) -> JobRecord:
         """The caller's job; 404 for malformed ids, unknown ids and other tenants' jobs."""
@@ -56,12 +59,13 @@ class JobActions:
             )
         return self.present(job)
 
-    def present(self, job: JobRecord) -> JobDetail:
-        """A job record as ``GET /jobs/{job_id}`` shows it."""
+    def present(self, job: JobRecord, *, new: bool = False) -> JobDetail:
+        """A job record as ``GET /jobs/{job_id}`` shows it (``new``: just made, so no webhook
+        was attempted yet)."""
         url = self._images.presigned_url(job.s3_key, expires_in=self._settings.image_url_ttl_s)
         # Deliveries follow a job's events: a job that never finished has none to read.
         ever_finished = job.status.terminal or job.generation > 0
-        records = self._deliveries.for_job(job.job_id) if ever_finished else []
+        records = self._deliveries.for_job(job.job_id) if ever_finished and not new else []
         deliveries = [Delivery.model_validate(record.model_dump()) for record in records]
         return JobDetail(**job.view().model_dump(), image_url=url, webhooks=deliveries)
 
@@ -92,5 +96,7 @@ class JobActions:
         if job.source == "s3" and job.filename:
             self._images.delete(results_key(job.owner, job.filename))
         self._deliveries.delete_for_job(job_id)
+        if self._forget is not None:
+            self._forget(job)
         self._repo.delete(job_id)
         log.info("job deleted", extra={"job_id": job_id, "tenant": owner})

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.contract import JobEvent, JobStatus
+from chalicelib.contract import EventType, JobEvent, JobStatus
 from chalicelib.errors import TransientError
 from chalicelib.job_store import JobRecord
 
@@ -20,13 +20,18 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 PUBLISH_BATCH = 10  # SNS PublishBatch takes at most ten entries
+_TYPES: dict[JobStatus, EventType] = {
+    JobStatus.SUCCEEDED: "job.succeeded",
+    JobStatus.FAILED: "job.failed",
+    JobStatus.CANCELED: "job.canceled",
+}
 
 
 def job_event(job: JobRecord) -> JobEvent:
     """The event of a finished job."""
     return JobEvent(
         id=uuid.uuid5(uuid.NAMESPACE_URL, f"{job.job_id}/{job.status}/{job.updated_at}").hex,
-        type="job.succeeded" if job.status is JobStatus.SUCCEEDED else "job.failed",
+        type=_TYPES.get(job.status, "job.failed"),
         # When the job reached this state, not when the event was sent: a re-published event is
         # the same event, so deliveries recorded for it are recognised.
         created_at=job.updated_at,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import page_tokens
-from chalicelib.contract import Job, JobStatus, Model, Prediction
+from chalicelib.contract import Category, Job, JobStatus, Model, Prediction
 from chalicelib.dynamo import call, conditional, from_item, to_item
 
 if TYPE_CHECKING:
@@ -53,7 +53,6 @@ class JobRecord(Job):
     owner: str
     s3_key: str
     generation: int = 0
-    image_sha256: str | None = None
     idempotency_key: str | None = None
     expires_at: int | None = None  # epoch seconds; DynamoDB's TTL removes the record after it
     pixels: int | None = None  # width × height, counted against the tenant's unfinished pixels
@@ -219,9 +218,10 @@ class JobRepository:
         predictions: list[Prediction],
         model: Model,
         timings_ms: dict[str, float],
+        categories: list[Category] | None = None,
     ) -> JobRecord | None:
         """PROCESSING → SUCCEEDED with the result; None if the job is no longer PROCESSING in
-        the same generation.
+        the same generation (it was canceled, or a dead letter failed it).
 
         ``started`` is the record ``start`` wrote and DynamoDB returned: the finished record is
         built from it and put whole, on that condition. Nothing else changes a PROCESSING job of
@@ -232,6 +232,7 @@ class JobRepository:
                 "status": JobStatus.SUCCEEDED,
                 "updated_at": utc_now(),
                 "predictions": predictions,
+                "categories": categories,
                 "model": model,
                 "timings_ms": dict(timings_ms),
                 "error": None,
@@ -268,6 +269,18 @@ class JobRepository:
                 "error": {"code": code, "message": message},
             },
             generation=generation,
+        )
+
+    def cancel(self, job_id: str) -> Transition:
+        """PENDING/PROCESSING → CANCELED; refused (with the record) once the job is finished.
+
+        A job being classified is canceled all the same: its result, written later on condition
+        that the job is still PROCESSING, is then refused, so it never becomes SUCCEEDED.
+        """
+        return self._update(
+            job_id,
+            allowed_from=_OPEN,
+            set_values={"status": JobStatus.CANCELED.value, "updated_at": utc_now()},
         )
 
     def retry(self, job_id: str) -> Transition:

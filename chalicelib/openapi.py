@@ -43,6 +43,8 @@ HEADERS = {
         'the tenant\'s rate limit: `"tenant";q=<burst>;w=<seconds to refill it>`',
         "string",
     ),
+    "Content-Disposition": ('`attachment; filename="…"`: the name to save the file as', "string"),
+    "X-Next-Token": ("more jobs follow: pass it as `next_token` for the next file", "string"),
 }
 RATE_LIMIT_HEADERS = ("RateLimit", "RateLimit-Policy")
 BINARY = {"type": "string", "format": "binary"}

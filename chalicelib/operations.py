@@ -80,7 +80,12 @@ class Operation:
 def _job_links() -> tuple[Link, ...]:
     return tuple(
         Link(name, op, "job_id", "$response.body#/job_id")
-        for name, op in (("GetJob", "getJob"), ("RetryJob", "retryJob"), ("DeleteJob", "deleteJob"))
+        for name, op in (
+            ("GetJob", "getJob"),
+            ("CancelJob", "cancelJob"),
+            ("RetryJob", "retryJob"),
+            ("DeleteJob", "deleteJob"),
+        )
     )
 
 
@@ -94,6 +99,7 @@ _ACCEPTED = Reply(
     202, "Accepted: the job is queued", c.Accepted, headers=("Location",), links=_job_links()
 )
 _HTML = ("text/html",)
+_EXPORT = ("text/csv", "application/x-ndjson")
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -114,7 +120,8 @@ OPERATIONS: tuple[Operation, ...] = (
             _ACCEPTED,
             Reply(
                 200,
-                "The job finished within the `Prefer: wait=N` asked for",
+                "The job is finished: answered from the cache (see `cached_from`), or within "
+                "the `Prefer: wait=N` asked for",
                 c.JobDetail,
                 headers=("Preference-Applied", "Location"),
             ),
@@ -135,6 +142,20 @@ OPERATIONS: tuple[Operation, ...] = (
         query=c.ListJobsQuery,
     ),
     Operation(
+        "exportJobs", "GET", "/jobs/export",
+        "The caller's jobs, newest first, as CSV or JSON Lines (one row or line per job)",
+        replies=(
+            Reply(
+                200,
+                "The file; `X-Next-Token` when more jobs follow",
+                media_types=_EXPORT,
+                headers=("Content-Disposition", "X-Next-Token"),
+            ),
+        ),
+        errors=(400, 503),
+        query=c.ExportJobsQuery,
+    ),
+    Operation(
         "getJob", "GET", "/jobs/{job_id}", "One job; with ?wait=N, once it is finished",
         replies=(Reply(200, "The job", c.JobDetail),),
         errors=(400, 404, 503),
@@ -144,6 +165,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "deleteJob", "DELETE", "/jobs/{job_id}", "Remove the job's record and image",
         replies=(Reply(204, "Deleted"),),
         errors=(404, 503),
+    ),
+    Operation(
+        "cancelJob", "POST", "/jobs/{job_id}/cancel",
+        "A PENDING or PROCESSING job CANCELED (it never succeeds afterwards)",
+        replies=(Reply(200, "The job, CANCELED", c.JobDetail),),
+        errors=(404, 409, 503),
     ),
     Operation(
         "retryJob", "POST", "/jobs/{job_id}/retry", "A FAILED job back to PENDING, queued again",
@@ -169,6 +196,19 @@ OPERATIONS: tuple[Operation, ...] = (
         replies=(Reply(200, "The batch", c.Batch),),
         errors=(400, 404, 503),
         query=c.WaitQuery,
+    ),
+    Operation(
+        "cancelBatch", "POST", "/batches/{batch_id}/cancel",
+        "Cancel the batch's unfinished jobs; its finished ones stay as they are",
+        replies=(Reply(200, "The batch", c.Batch),),
+        errors=(404, 503),
+    ),
+    Operation(
+        "exportBatch", "GET", "/batches/{batch_id}/results",
+        "The batch's results as CSV or JSON Lines, one row or line per job",
+        replies=(Reply(200, "The file", media_types=_EXPORT, headers=("Content-Disposition",)),),
+        errors=(400, 404, 503),
+        query=c.ExportQuery,
     ),
     Operation(
         "createUpload", "POST", "/uploads", "A presigned S3 POST for an image too big for /jobs",

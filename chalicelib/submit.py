@@ -1,4 +1,6 @@
-"""Submitting: the door checks, the image stored, the job recorded PENDING, the job queued.
+"""Submitting: the door checks, the image stored, the job recorded PENDING, the job queued, or,
+when the same image was answered before with the same options, the job recorded SUCCEEDED with
+that answer and its event published.
 
 Shared by ``POST /jobs``, batches and S3 ingest.
 """
@@ -11,10 +13,12 @@ import time
 from typing import Any
 
 from chalicelib import telemetry
-from chalicelib.contract import JobStatus, SubmitHeaders, SubmitQuery
-from chalicelib.errors import Conflict
+from chalicelib.answer_cache import AnswerCache
+from chalicelib.contract import JobOptions, JobStatus, SubmitHeaders, SubmitQuery
+from chalicelib.errors import Conflict, TransientError
 from chalicelib.image_store import ImageStore, image_key
 from chalicelib.images import inspect
+from chalicelib.job_events import EventPublisher
 from chalicelib.job_store import JobRecord, JobRepository, idempotent_job_id, new_job_id, utc_now
 from chalicelib.pending_caps import PendingCaps
 from chalicelib.queues import JobQueue, enqueue
@@ -58,6 +62,8 @@ class Submitter:
         images: ImageStore,
         queue: JobQueue,
         caps: PendingCaps,
+        cache: AnswerCache,
+        publisher: EventPublisher,
         resolve: Resolver = system_resolver,
     ) -> None:
         self.settings = settings
@@ -65,6 +71,8 @@ class Submitter:
         self._repo = repo
         self._images = images
         self._queue = queue
+        self._cache = cache
+        self._publisher = publisher
         self._resolve = resolve
 
     def submit(
@@ -80,7 +88,7 @@ class Submitter:
         submission = parse_submission(
             content_type=content_type,
             body=body,
-            webhook_url=query.webhook_url,
+            query=query,
             max_bytes=self.settings.max_image_bytes,
         )
         return self.create_job(
@@ -88,6 +96,8 @@ class Submitter:
             data=submission.data,
             webhook_url=submission.webhook_url,
             idempotency_key=headers.idempotency_key,
+            options=submission.job_options,
+            use_cache=submission.options.cache,
         )
 
     def create_job(
@@ -100,8 +110,12 @@ class Submitter:
         batch_id: str | None = None,
         filename: str | None = None,
         capped: bool = False,
+        options: JobOptions | None = None,
+        use_cache: bool = True,
     ) -> JobRecord:
-        """Check the image at the door, store it, record the job PENDING and queue it.
+        """Check the image at the door, store it, record the job PENDING and queue it; or, with
+        ``use_cache`` and an earlier answer to the same image and options, record it SUCCEEDED
+        with that answer and publish its event.
 
         With an ``Idempotency-Key`` the job id is derived from (tenant, key): a repeated request
         returns the job the first one made (and queues it again if it is still PENDING, in case
@@ -127,23 +141,46 @@ class Submitter:
             batch_id=batch_id,
             filename=filename,
             pixels=info.width * info.height,
+            options=options or JobOptions(),
         )
         if idempotency_key:  # a replay must not overwrite the first request's image
             existing = self._repo.get(job_id)
             if existing is not None:
                 return self._replay(existing, job)
-        if not capped:
+        if use_cache:
+            job = self._cache.answer(job)
+        if not capped and not job.status.terminal:  # a cached answer adds no unfinished work
             self.caps.check(owner, pixels=info.width * info.height)
-        # Image first, then record, then message: a message never points at nothing.
+        # Image first, then record, then message: a message never points at nothing. A cached
+        # job keeps an image of its own: deleting either job leaves the other whole.
         self._images.put(job.s3_key, data, info.content_type)
         created = self._repo.create(job)
         if created.job is None:
             assert created.current is not None
             return self._replay(created.current, job)
-        enqueue(job, queue=self._queue, repo=self._repo)
+        self.dispatch(job)
         telemetry.count("jobs_submitted", source=job.source)
-        log.info("job submitted", extra={"job_id": job_id, "tenant": owner})
+        log.info(
+            "job submitted", extra={"job_id": job_id, "tenant": owner, "cached": job.cached_from}
+        )
         return job
+
+    def dispatch(self, job: JobRecord) -> None:
+        """A PENDING job queued; a job answered from the cache announced (webhooks, result
+        files), as a classified one is.
+
+        Should SNS refuse the event, the job's message goes on the jobs queue instead: the
+        classifier's start is refused for a finished job, and it publishes the job's event then
+        (``classify.settle``), so the event goes out at least once without a model run.
+        """
+        if job.status is JobStatus.PENDING:
+            enqueue(job, queue=self._queue, repo=self._repo)
+        elif job.cached_from:
+            try:
+                self._publisher.publish(job)
+            except TransientError:
+                log.warning("event not published; queued for the classifier to publish")
+                self._queue.send(job.job_id, job.generation, tenant=job.owner)
 
     def _replay(self, existing: JobRecord, requested: JobRecord) -> JobRecord:
         if existing.image_sha256 != requested.image_sha256:
@@ -151,6 +188,7 @@ class Submitter:
                 "this Idempotency-Key was already used with a different image",
                 code="idempotency_key_reused",
             )
-        if existing.status is JobStatus.PENDING:
-            enqueue(existing, queue=self._queue, repo=self._repo)  # duplicates are harmless
+        # The first request may have died before queueing or announcing: do it again (a
+        # duplicate message or event is harmless: the event's id is the same).
+        self.dispatch(existing)
         return existing

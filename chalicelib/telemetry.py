@@ -200,6 +200,8 @@ _metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 _METRICS: dict[str, tuple[str, str]] = {
     "jobs_submitted": ("JobsSubmitted", "jobs accepted, by source (api, upload, s3)"),
     "jobs_succeeded": ("JobsSucceeded", "jobs that ended SUCCEEDED"),
+    "jobs_cached": ("JobsCached", "jobs answered from an earlier job's result, not classified"),
+    "jobs_canceled": ("JobsCanceled", "jobs canceled before they finished"),
     "jobs_failed": ("JobsFailed", "jobs that ended FAILED, by error code"),
     "uploads_refused": ("UploadsRefused", "images sent with an upload form already used, removed"),
     "rate_limited": ("RateLimited", "requests refused over a tenant's rate limit"),

@@ -26,6 +26,10 @@ def _item(pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
     return {**to_item(values), "pk": {"S": pk}, "sk": {"S": sk}}
 
 
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in from_item(item).items() if k not in ("pk", "sk")}
 
@@ -96,13 +100,14 @@ class TenantTable:
             return Updated(True, from_item(written.response.get("Attributes", {})))
         return Updated(False, _plain(written.old_item) if written.old_item else {})
 
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        """One record, or None."""
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        """One record, or None; ``consistent=False`` reads at half the cost, maybe a little
+        behind the latest write."""
         resp = call(
             self._db.get_item,
             TableName=self._table,
             Key={"pk": {"S": pk}, "sk": {"S": sk}},
-            ConsistentRead=True,
+            ConsistentRead=consistent,
         )
         item = resp.get("Item")
         return _plain(item) if item else None
@@ -163,7 +168,15 @@ class TenantTable:
         )
         return None if written.response is None else _plain(written.response.get("Attributes", {}))
 
-    def delete_if(self, pk: str, sk: str, *, condition: str, values: dict[str, Any]) -> bool:
+    def delete_if(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
         """Remove a record only when ``condition`` holds; False otherwise (or if it is gone)."""
         return conditional(
             self._db.delete_item,
@@ -171,7 +184,19 @@ class TenantTable:
             Key={"pk": {"S": pk}, "sk": {"S": sk}},
             ConditionExpression=f"attribute_exists(pk) AND ({condition})",
             ExpressionAttributeValues={k: serialize(v) for k, v in values.items()},
+            **({"ExpressionAttributeNames": names} if names else {}),
         ).done
+
+    def put_many(self, records: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Write records (overwriting), 25 to a request; ``None`` values are left out."""
+        for start in range(0, len(records), 25):
+            requests: list[Any] = [
+                {"PutRequest": {"Item": _item(pk, sk, _present(values))}}
+                for pk, sk, values in records[start : start + 25]
+            ]
+            while requests:
+                resp = call(self._db.batch_write_item, RequestItems={self._table: requests})
+                requests = list(resp.get("UnprocessedItems", {}).get(self._table, []))
 
     def delete_many(self, keys: list[tuple[str, str]]) -> None:
         """Remove records (gone already is fine), 25 to a request."""

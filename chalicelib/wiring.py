@@ -9,16 +9,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chalicelib.adapters import Adapters, readiness_probe
+from chalicelib.answer_cache import AnswerCache
 from chalicelib.api_keys import Authenticator, KeyStore
 from chalicelib.aws import AwsClients
 from chalicelib.batches import Batches
+from chalicelib.cancels import Cancels
 from chalicelib.classify import BatchClassifier
 from chalicelib.contract import Model
 from chalicelib.dead_letters import DeadLetters
+from chalicelib.exports import Exports
 from chalicelib.fanout import Fanout
 from chalicelib.ingest import Ingester
 from chalicelib.job_actions import JobActions
-from chalicelib.model_info import read_model_info
+from chalicelib.model_info import answers_version, read_model_info
 from chalicelib.pending_caps import PendingCaps
 from chalicelib.rate_limits import RateLimiter, rate_limiter
 from chalicelib.readiness import ReadinessProbe
@@ -49,6 +52,9 @@ class Services:
     submit: Submitter
     jobs: JobActions
     batches: Batches
+    cancels: Cancels
+    exports: Exports
+    cache: AnswerCache
     uploads: Uploads
     subscriptions: Subscriptions
     webhook_log: WebhookLog
@@ -88,9 +94,26 @@ def build_services(
     a = adapters or Adapters.build(s, aws or AwsClients(s))
     keys = KeyStore(a.tenants)
     caps = PendingCaps(settings=s, repo=a.repo)
+    cache = AnswerCache(table=a.tenants, repo=a.repo, version=answers_version(s.model_dir))
     submitter = Submitter(
-        settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, caps=caps, resolve=resolve
+        settings=s,
+        repo=a.repo,
+        images=a.images,
+        queue=a.jobs_queue,
+        caps=caps,
+        cache=cache,
+        publisher=a.publisher,
+        resolve=resolve,
     )
+    jobs = JobActions(
+        settings=s,
+        repo=a.repo,
+        images=a.images,
+        queue=a.jobs_queue,
+        deliveries=a.deliveries,
+        forget=cache.forget,
+    )
+    batches = Batches(submitter=submitter, repo=a.repo, store=a.batches)
     model = read_model_info(s.model_dir)
     http = sender or HttpSender(
         policy=s.webhook_policy, timeout_s=s.webhook_timeout_s, resolve=resolve
@@ -103,10 +126,11 @@ def build_services(
         limiter=rate_limiter(s, a.tenants),
         keys=keys,
         submit=submitter,
-        jobs=JobActions(
-            settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, deliveries=a.deliveries
-        ),
-        batches=Batches(submitter=submitter, repo=a.repo, store=a.batches),
+        jobs=jobs,
+        batches=batches,
+        cancels=Cancels(jobs=jobs, repo=a.repo, batches=batches, publisher=a.publisher),
+        exports=Exports(batches=batches, repo=a.repo),
+        cache=cache,
         uploads=Uploads(settings=s, images=a.images, caps=caps),
         subscriptions=Subscriptions(settings=s, store=a.webhooks, resolve=resolve),
         usage=UsageReport(repo=a.repo, webhooks=a.webhooks, log_store=a.delivery_log),
@@ -120,9 +144,15 @@ def build_services(
             publisher=a.publisher,
             classifier=classifier_loader(s),
             model=model,
+            cache=cache,
         ),
         ingest=Ingester(
-            settings=s, repo=a.repo, images=a.images, queue=a.jobs_queue, publisher=a.publisher
+            settings=s,
+            repo=a.repo,
+            images=a.images,
+            queue=a.jobs_queue,
+            publisher=a.publisher,
+            cache=cache,
         ),
         dead_letters=DeadLetters(repo=a.repo, publisher=a.publisher),
         deliveries=Deliverer(

@@ -17,7 +17,7 @@ import random
 import threading
 
 from chalicelib.classify import BatchClassifier, Images, Jobs
-from chalicelib.contract import Model, Prediction
+from chalicelib.contract import Category, Model, Prediction
 from chalicelib.errors import TransientError
 from chalicelib.job_store import JobRecord, Transition
 from chalicelib.settings import Settings
@@ -80,12 +80,17 @@ class CrashingJobs:
         predictions: list[Prediction],
         model: Model,
         timings_ms: dict[str, float],
+        categories: list[Category] | None = None,
     ) -> JobRecord | None:
         """The result, unless the batch dies before it is written."""
         if self._dice.roll(self._per_write):
             raise SimulatedCrash(f"injected crash before the result of {started.job_id}")
         return self._inner.succeed(
-            started, predictions=predictions, model=model, timings_ms=timings_ms
+            started,
+            predictions=predictions,
+            model=model,
+            timings_ms=timings_ms,
+            categories=categories,
         )
 
 
@@ -108,5 +113,6 @@ def with_faults(services: Services, settings: Settings) -> Services:
         publisher=a.publisher,
         classifier=classifier_loader(settings),
         model=services.model,
+        cache=services.cache,
     )
     return dataclasses.replace(services, classify=classify)

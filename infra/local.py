@@ -525,7 +525,8 @@ def _status_gateway(config: dict[str, Any]) -> Any:
     return LocalGateway(status_app, status_cfg)
 
 
-_STATUS_PATH = re.compile(r"^/jobs/[^/?]+(\?.*)?$")
+# Not /jobs/export: API Gateway matches a static path before a {job_id} beside it.
+_STATUS_PATH = re.compile(r"^/jobs/(?!export(\?|$))[^/?]+(\?.*)?$")
 
 
 def _request_handler(status_gateway: Any, metrics: Callable[[], Registry] | None = None) -> type:

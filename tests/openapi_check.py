@@ -26,9 +26,10 @@ from chalicelib.openapi import openapi_document
 @functools.cache
 def _spec() -> OpenAPI:
     # openapi-core reads only text/html and text/plain bodies as text; the page's script and
-    # style sheet are text too.
+    # style sheet are text too, and so are the exports (CSV, JSON Lines).
     text: dict[str, Callable[[bytes], Any]] = {
-        media: plain_loads for media in ("text/javascript", "text/css")
+        media: plain_loads
+        for media in ("text/javascript", "text/css", "text/csv", "application/x-ndjson")
     }
     config = Config(extra_media_type_deserializers=text)
     return OpenAPI.from_dict(openapi_document(), config=config)

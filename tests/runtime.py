@@ -23,7 +23,7 @@ import requests
 from tests.openapi_check import check_response
 
 ROOT = Path(__file__).resolve().parent.parent
-TERMINAL = ("SUCCEEDED", "FAILED")
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED")
 
 
 class ApiSession(requests.Session):
@@ -87,9 +87,15 @@ class Runtime:
         return f"the local runtime is {state}; its last output:\n" + "".join(self.output[-60:])
 
     def post_image(self, data: bytes, content_type: str, **params: str) -> requests.Response:
-        """POST /jobs with one image as the raw body (``params`` as the query string)."""
+        """POST /jobs with one image as the raw body (``params`` as the query string).
+
+        The same photos are sent again and again, and these journeys follow classifications:
+        ``cache=false`` unless a test asks otherwise (the cache's own tests do)."""
         return self.http.post(
-            "/jobs", params=params, data=data, headers={"Content-Type": content_type}
+            "/jobs",
+            params={"cache": "false", **params},
+            data=data,
+            headers={"Content-Type": content_type},
         )
 
     def submit(self, data: bytes, content_type: str, **params: str) -> str:

@@ -11,12 +11,11 @@ from chalicelib.contract.common import (
     UPLOAD_TYPES,
     ErrorDetail,
     Invalid,
-    Request,
     Response,
     Timestamp,
     UploadType,
 )
-from chalicelib.contract.jobs import Job
+from chalicelib.contract.jobs import Job, OptionFields
 
 
 class Rejected(Response):
@@ -44,6 +43,7 @@ class Progress(Response):
     processing: int = Field(ge=0)
     succeeded: int = Field(ge=0)
     failed: int = Field(ge=0)
+    canceled: int = Field(ge=0)
 
 
 class Batch(Response):
@@ -51,21 +51,21 @@ class Batch(Response):
 
     batch_id: str
     created_at: Timestamp
-    status: Literal["waiting", "processing", "completed", "completed_with_errors"]
+    status: Literal["waiting", "processing", "completed", "completed_with_errors", "canceled"]
     progress: Progress
     rejected: list[Rejected]
     jobs: list[Job]
 
 
-class BatchForm(Request):
-    """``POST /batches``: one ``images`` part per file."""
+class BatchForm(OptionFields):
+    """``POST /batches``: one ``images`` part per file; the options apply to each."""
 
     images: list[bytes] = Field(description="one part per image file")
     webhook_url: str | None = Field(default=None, description="https URL told when each job ends")
 
 
-class UploadRequest(Request):
-    """``POST /uploads``."""
+class UploadRequest(OptionFields):
+    """``POST /uploads``: the image's type and name, and the job's options."""
 
     content_type: Annotated[
         UploadType,

@@ -16,7 +16,7 @@ MAX_IDEMPOTENCY_KEY = 255
 MAX_FILENAME = 255
 MAX_URL_LENGTH = 2048
 UPLOAD_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff")
-EVENT_TYPES = ("job.succeeded", "job.failed")
+EVENT_TYPES = ("job.succeeded", "job.failed", "job.canceled")
 
 
 @dataclass(frozen=True)
@@ -29,21 +29,23 @@ class Invalid:
 
 
 class JobStatus(StrEnum):
-    """PENDING → PROCESSING → SUCCEEDED | FAILED; FAILED → PENDING only through retry."""
+    """PENDING → PROCESSING → SUCCEEDED | FAILED; PENDING or PROCESSING → CANCELED through
+    cancel; FAILED → PENDING only through retry."""
 
     PENDING = "PENDING"
     PROCESSING = "PROCESSING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    CANCELED = "CANCELED"
 
     @property
     def terminal(self) -> bool:
-        """True for SUCCEEDED and FAILED."""
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        """True for SUCCEEDED, FAILED and CANCELED: the job will not change by itself."""
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
-EventType = Literal["job.succeeded", "job.failed"]
+EventType = Literal["job.succeeded", "job.failed", "job.canceled"]
 UploadType = Literal[
     "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"
 ]

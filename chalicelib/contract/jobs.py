@@ -20,6 +20,29 @@ from chalicelib.contract.common import (
     Timestamp,
 )
 
+MAX_TOP_K = 20
+DEFAULT_TOP_K = 5
+MAX_EXPORT = 1000  # rows of one GET /jobs/export answer
+
+TopK = Annotated[
+    int,
+    Field(ge=1, le=MAX_TOP_K, description=f"how many labels to keep, 1-{MAX_TOP_K}"),
+    Invalid("invalid_top_k", f"top_k must be a whole number from 1 to {MAX_TOP_K}"),
+]
+MinConfidence = Annotated[
+    float,
+    Field(ge=0, le=1, description="labels and categories less probable than this are left out"),
+    Invalid("invalid_min_confidence", "min_confidence must be a number from 0 to 1"),
+]
+UseCache = Annotated[
+    bool,
+    Field(
+        description="`false`: classify even when the same image, with the same options, was "
+        "classified for this tenant before"
+    ),
+    Invalid("invalid_cache", "cache must be true or false"),
+]
+
 
 class Model(Response):
     """The model that classified the image."""
@@ -34,6 +57,23 @@ class Prediction(Response):
     class_id: int = Field(ge=0, le=999)
     label: str
     probability: float = Field(ge=0, le=1)
+    parents: list[str] = Field(
+        default_factory=list, description="the categories this class belongs to, narrowest first"
+    )
+
+
+class Category(Response):
+    """A category people use (cat, vehicle, beverage…): the summed probability of its classes."""
+
+    name: str
+    probability: float = Field(ge=0, le=1, description="summed over the whole softmax")
+
+
+class JobOptions(Response):
+    """How the job's answer is cut: how many labels, and from what probability on."""
+
+    top_k: TopK = DEFAULT_TOP_K
+    min_confidence: MinConfidence = 0.0
 
 
 class JobError(Response):
@@ -57,7 +97,15 @@ class Job(Response):
     source: Literal["api", "upload", "s3"] = "api"
     filename: str | None = None
     webhook_url: str | None = None
-    predictions: list[Prediction] | None = Field(default=None, max_length=5)
+    options: JobOptions = Field(default_factory=JobOptions)
+    image_sha256: str | None = Field(default=None, description="SHA-256 of the image's bytes")
+    predictions: list[Prediction] | None = Field(default=None, max_length=MAX_TOP_K)
+    categories: list[Category] | None = Field(
+        default=None, description="most probable first; those under 0.1 % are left out"
+    )
+    cached_from: str | None = Field(
+        default=None, description="the earlier job whose result this one reuses (same image)"
+    )
     model: Model | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: JobError | None = None
@@ -102,7 +150,15 @@ class JobPage(Response):
     next_token: str | None = None
 
 
-class SubmitJson(Request):
+class OptionFields(Request):
+    """The options of a new job, given as query parameters, form fields or JSON fields."""
+
+    top_k: TopK = DEFAULT_TOP_K
+    min_confidence: MinConfidence = 0.0
+    cache: UseCache = True
+
+
+class SubmitJson(OptionFields):
     """``POST /jobs`` as JSON."""
 
     image_base64: Annotated[
@@ -117,15 +173,15 @@ class SubmitJson(Request):
     ] = None
 
 
-class SubmitForm(Request):
+class SubmitForm(OptionFields):
     """``POST /jobs`` as ``multipart/form-data``."""
 
     image: bytes = Field(description="the image file")
     webhook_url: str | None = Field(default=None, description="https URL told when the job ends")
 
 
-class SubmitQuery(Request):
-    """``POST /jobs`` query parameters (for raw image bodies)."""
+class SubmitQuery(OptionFields):
+    """``POST /jobs`` query parameters (a form or JSON field of the same name wins)."""
 
     webhook_url: str | None = Field(default=None, description="https URL told when the job ends")
 
@@ -189,3 +245,41 @@ class ListJobsQuery(Request):
         Field(max_length=4096, description="from the previous page"),
         Invalid("invalid_next_token", "next_token is not valid"),
     ] = None
+
+
+ExportFormat = Literal["csv", "jsonl"]
+
+
+class ExportQuery(Request):
+    """``?format=``: CSV (one row per job) or JSON Lines (one object per line)."""
+
+    format: Annotated[
+        ExportFormat,
+        Field(description="`csv` (text/csv) or `jsonl` (application/x-ndjson)"),
+        Invalid("invalid_format", "format must be csv or jsonl"),
+    ] = "csv"
+
+
+class ExportJobsQuery(ExportQuery, ListJobsQuery):
+    """``GET /jobs/export``: the caller's jobs, newest first, as a file."""
+
+    limit: Annotated[
+        int,
+        Field(ge=1, le=MAX_EXPORT),
+        Invalid("invalid_limit", f"limit must be 1..{MAX_EXPORT}"),
+    ] = MAX_EXPORT
+
+
+class ExportRow(Response):
+    """One job in an export: a CSV row (categories as `name probability; …`, the error as
+    `code: message`) or a JSON Lines object."""
+
+    job_id: str
+    filename: str | None = None
+    status: JobStatus
+    created_at: Timestamp
+    label: str | None = Field(default=None, description="the most probable label")
+    probability: float | None = Field(default=None, ge=0, le=1)
+    categories: list[Category] = Field(default_factory=list)
+    cached_from: str | None = None
+    error: JobError | None = None

@@ -23,7 +23,7 @@ DisabledReason = Literal["endpoint_gone", "consecutive_failures", "disabled_by_o
 
 
 def _all_event_types() -> list[EventType]:
-    return ["job.succeeded", "job.failed"]
+    return ["job.succeeded", "job.failed", "job.canceled"]
 
 
 class WebhookRequest(Request):

@@ -1,4 +1,5 @@
-// The web page's behaviour: upload, watch (long polls), chart, retry, and the operations view. Plain JS,
+// The web page's behaviour: upload, watch (long polls), categories and chart, retry, cancel, a
+// drop's results as CSV, and the operations view. Plain JS,
 // no build step.
 "use strict";
 
@@ -9,13 +10,17 @@
   const RETRY_MS = 1000;
   const UPLOADS_AT_ONCE = 3;
   const LIST_LIMIT = 20;
-  const TERMINAL = new Set(["SUCCEEDED", "FAILED", "REJECTED"]);
+  const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELED", "REJECTED"]);
+  const OPEN = new Set(["PENDING", "PROCESSING"]); // what Cancel can stop
+  const CHIPS = 4; // categories shown above the chart, at most
+  const CHIP_FLOOR = 0.05; // categories less probable than this are not shown
   const STATUS_TEXT = {
     UPLOADING: "Uploading",
     PENDING: "Pending",
     PROCESSING: "Processing",
     SUCCEEDED: "Succeeded",
     FAILED: "Failed",
+    CANCELED: "Canceled",
     REJECTED: "Rejected",
   };
   const SVG_NS = "http://www.w3.org/2000/svg";
@@ -95,6 +100,8 @@
       status: null,
       attempts: 0,
       predictions: null,
+      categories: null,
+      cachedFrom: null,
       error: null,
       httpStatus: null,
       createdAt: null,
@@ -141,6 +148,8 @@
     job.jobId = data.job_id;
     job.attempts = data.attempts || 0;
     job.predictions = data.predictions || null;
+    job.categories = data.categories || null;
+    job.cachedFrom = data.cached_from || null;
     job.error = data.error || null;
     job.createdAt = data.created_at || job.createdAt;
     if (data.image_url && !job.thumb) job.thumb = data.image_url;
@@ -154,8 +163,8 @@
     try {
       const data = await api("POST", "jobs", { body: job.file, contentType: type });
       if (generation !== state.generation) return;
-      job.jobId = data.job_id;
-      setStatus(job, data.status);
+      // 202: queued; 200: answered at once from an earlier job of the same image.
+      applyServerJob(job, data);
       schedulePoll();
     } catch (err) {
       if (generation !== state.generation) return;
@@ -217,6 +226,24 @@
       job.error = { code: err.code, message: err.message };
       renderJob(job);
       announce(`${job.name}: retry refused. ${err.message}`);
+    }
+  }
+
+  async function cancel(job, button) {
+    const generation = state.generation;
+    button.disabled = true;
+    button.textContent = "Canceling…";
+    try {
+      const data = await api("POST", `jobs/${encodeURIComponent(job.jobId)}/cancel`);
+      if (generation !== state.generation) return;
+      applyServerJob(job, data);
+      job.el.focus();
+    } catch (err) {
+      if (generation !== state.generation) return;
+      // 409: it finished first; show how it ended.
+      if (err.status === 409) await refresh(job);
+      else announce(`${job.name}: cancel refused. ${err.message}`);
+      renderJob(job);
     }
   }
 
@@ -310,7 +337,13 @@
 
   function newBatch() {
     state.batchIds += 1;
-    const batch = { id: `batch-${state.batchIds}`, jobs: [], el: null, announced: false };
+    const batch = {
+      id: `batch-${state.batchIds}`,
+      jobs: [],
+      el: null,
+      announced: false,
+      csvUrl: null,
+    };
     const li = document.createElement("li");
     li.className = "batch";
     li.id = batch.id;
@@ -321,9 +354,14 @@
     bar.setAttribute("aria-labelledby", title.id);
     const text = document.createElement("p");
     text.className = "batch-text";
-    li.append(title, bar, text);
+    const download = document.createElement("a");
+    download.className = "batch-download";
+    download.textContent = "Download results (CSV)";
+    download.download = `${batch.id}-results.csv`;
+    download.hidden = true;
+    li.append(title, bar, text, download);
     ui.batches.prepend(li);
-    batch.el = { root: li, title, bar, text };
+    batch.el = { root: li, title, bar, text, download };
     return batch;
   }
 
@@ -333,12 +371,13 @@
    * batch API exists; this is the one function to switch over then.
    */
   async function batchProgress(batch) {
-    const counts = { total: batch.jobs.length, done: 0, succeeded: 0, failed: 0 };
+    const counts = { total: batch.jobs.length, done: 0, succeeded: 0, failed: 0, canceled: 0 };
     for (const job of batch.jobs) {
       if (job.status === "SUCCEEDED") counts.succeeded += 1;
       if (job.status === "FAILED" || job.status === "REJECTED") counts.failed += 1;
+      if (job.status === "CANCELED") counts.canceled += 1;
     }
-    counts.done = counts.succeeded + counts.failed;
+    counts.done = counts.succeeded + counts.failed + counts.canceled;
     return counts;
   }
 
@@ -348,12 +387,43 @@
     title.textContent = `Batch of ${p.total} images`;
     bar.max = p.total;
     bar.value = p.done;
-    text.textContent = `${p.done} of ${p.total} done` + (p.failed ? `, ${p.failed} failed` : "");
+    text.textContent =
+      `${p.done} of ${p.total} done` +
+      (p.failed ? `, ${p.failed} failed` : "") +
+      (p.canceled ? `, ${p.canceled} canceled` : "");
     batch.el.root.dataset.complete = String(p.done === p.total);
+    if (p.done === p.total) offerResults(batch);
     if (p.done === p.total && !batch.announced) {
       batch.announced = true;
       announce(`Batch finished: ${text.textContent}`);
     }
+  }
+
+  /**
+   * A finished drop's results as a CSV file, one row per file, in the columns of the API's
+   * exports (GET batches/{id}/results?format=csv). Built here from what the page holds: a
+   * link cannot carry the x-api-key header, and a drop is one POST jobs per file.
+   */
+  function offerResults(batch) {
+    const columns = ["job_id", "filename", "status", "label", "probability", "categories", "error"];
+    const rows = batch.jobs.map((job) => {
+      const top = (job.predictions || [])[0] || {};
+      const categories = (job.categories || []).map((c) => `${c.name} ${c.probability}`);
+      const error = job.error ? `${job.error.code}: ${job.error.message}` : "";
+      return [job.jobId, job.name, job.status, top.label, top.probability, categories.join("; "), error];
+    });
+    const text = [columns, ...rows].map((row) => row.map(csvCell).join(",")).join("\r\n") + "\r\n";
+    if (batch.csvUrl) URL.revokeObjectURL(batch.csvUrl);
+    batch.csvUrl = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+    batch.el.download.href = batch.csvUrl;
+    batch.el.download.hidden = false;
+  }
+
+  /** RFC 4180 quoting; a cell a spreadsheet would run as a formula is prefixed with '. */
+  function csvCell(value) {
+    let text = value === undefined || value === null ? "" : String(value);
+    if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   }
 
   // ---------------------------------------------------------------- rendering
@@ -440,8 +510,8 @@
     if (!li) return;
     // Polling answers the same thing most of the time: redraw only what changed.
     const signature = JSON.stringify([
-      job.status, job.attempts, job.predictions, job.error, job.thumb, job.createdAt,
-      job.history.length, job.httpStatus,
+      job.status, job.attempts, job.predictions, job.categories, job.error, job.thumb,
+      job.createdAt, job.history.length, job.httpStatus,
     ]);
     if (job.signature === signature) return;
     job.signature = signature;
@@ -457,6 +527,7 @@
     meta.append(badge);
     if (job.attempts > 1) meta.append(el("span", "attempts", `attempt ${job.attempts}`));
     if (job.createdAt) meta.append(el("time", "created", formatTime(job.createdAt)));
+    if (job.cachedFrom) meta.append(el("span", "cached", "from an earlier identical image"));
     title.append(name, meta);
     head.append(thumbnail(job), title);
     const parts = [head, ...body(job)];
@@ -476,7 +547,7 @@
 
   function body(job) {
     if (job.status === "SUCCEEDED" && job.predictions && job.predictions.length) {
-      return [chart(job)];
+      return [chips(job), chart(job)].filter(Boolean);
     }
     if (job.status === "FAILED") {
       const parts = [errorText(job)];
@@ -490,8 +561,31 @@
       return parts;
     }
     if (job.status === "REJECTED") return [errorText(job)];
+    if (job.status === "CANCELED") return [el("p", "waiting", "Canceled: it will not be classified.")];
     if (job.error) return [errorText(job)]; // e.g. a refused retry
-    return [el("p", "waiting", waitingText(job.status))];
+    const parts = [el("p", "waiting", waitingText(job.status))];
+    if (job.jobId && OPEN.has(job.status)) {
+      const button = el("button", "button secondary", "Cancel");
+      button.type = "button";
+      button.setAttribute("aria-label", `Cancel ${job.name}`);
+      button.addEventListener("click", () => cancel(job, button));
+      parts.push(button);
+    }
+    return parts;
+  }
+
+  /** The job's most probable categories (cat, beverage…) as chips above the chart. */
+  function chips(job) {
+    const shown = (job.categories || []).filter((c) => c.probability >= CHIP_FLOOR).slice(0, CHIPS);
+    if (!shown.length) return null;
+    const list = el("ul", "chips");
+    list.setAttribute("aria-label", `Categories of ${job.name}`);
+    for (const c of shown) {
+      const chip = el("li", "chip", `${c.name} ${percent(c.probability)}`);
+      chip.dataset.category = c.name;
+      list.append(chip);
+    }
+    return list;
   }
 
   function errorText(job) {

@@ -1,13 +1,16 @@
 """The web page in a real Chromium against the real local runtime, the way a person uses it.
 
 Real photos go through the whole pipeline (API → S3/DynamoDB/SQS → the classifier) and the page
-must show what the API says: the labels of a cat, the reason a broken file failed, the retry,
-the 415 of a file that is not an image, the progress of a drop of several files.
+must show what the API says: the labels and categories of a cat, the reason a broken file failed,
+the retry, the 415 of a file that is not an image, the progress of a drop of several files and its
+results as CSV, and Cancel on a job that has not finished.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import FilePayload, Locator, Page, expect
 
+from chalicelib.contract import JobStatus
+from chalicelib.job_store import JobRecord, new_job_id, utc_now
+from chalicelib.settings import Settings
 from tests.browser.conftest import KEY, PHONE, Pages
 from tests.photos import CAT, COFFEE, cat_jpeg
 from tests.runtime import Runtime
@@ -133,6 +139,11 @@ def test_keyboard_alone_uploads_a_cat_photo_and_the_chart_shows_a_cat(
     top = job["predictions"][0]
     assert f"{top['probability'] * 100:.1f}%" in (chart.get_attribute("aria-label") or "")
 
+    # AND the categories are chips above the chart, the cat among them at over 80 %
+    chips = card.get_by_role("list", name="Categories of chelsea.png")
+    expect(chips.locator('[data-category="cat"]')).to_have_text(re.compile(r"^cat (8\d|9\d)\.\d%$"))
+    assert chips.evaluate("list => list.nextElementSibling.getAttribute('role')") == "img"
+
     # AND the change was announced to screen readers
     expect(page.locator("#announcer")).to_contain_text("chelsea.png: Succeeded")
     page.screenshot(path=screenshots / "laptop-cat.png", full_page=True)
@@ -221,6 +232,21 @@ def test_a_drop_of_several_files_shows_batch_progress(
     expect(page.locator("#announcer")).to_contain_text("Batch finished: 3 of 3 done, 1 failed")
     page.screenshot(path=screenshots / "laptop-batch.png", full_page=True)
 
+    # AND the drop's results download as CSV: one row per file, with its categories
+    with page.expect_download() as download:
+        batch.get_by_role("link", name="Download results (CSV)").click()
+    assert download.value.suggested_filename.endswith("-results.csv")
+    saved = Path(download.value.path()).read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(saved)))
+    assert [(r["filename"], r["status"]) for r in rows] == [
+        ("chelsea.png", "SUCCEEDED"),
+        ("coffee.png", "SUCCEEDED"),
+        ("broken.jpg", "FAILED"),
+    ]
+    assert rows[1]["label"] == "espresso"
+    assert rows[1]["categories"].startswith("beverage 0.9")
+    assert rows[2]["error"].startswith("undecodable_image: ")
+
 
 def test_earlier_jobs_are_listed_on_load_and_the_page_fits_a_phone(
     pages: Pages, runtime: Runtime, screenshots: Path
@@ -282,3 +308,36 @@ def test_the_page_waits_with_long_polls_not_a_timer(page: Page, runtime: Runtime
     assert mine, asked
     assert all("wait=20" in url for url in mine), mine
     assert len(mine) <= 3, mine
+
+
+def test_a_job_that_has_not_finished_can_be_canceled_from_its_card(
+    page: Page, runtime: Runtime
+) -> None:
+    # GIVEN a job recorded PENDING whose message is not on the queue yet, so it stays PENDING
+    now = utc_now()
+    job = JobRecord(
+        job_id=new_job_id(),
+        owner="tenant",
+        status=JobStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        attempts=0,
+        s3_key="images/tenant/not-sent-yet",
+        content_type="image/png",
+        size_bytes=1,
+    )
+    runtime.aws("dynamodb").put_item(TableName=Settings().table, Item=job.to_item())
+    open_with_key(page, runtime)
+    card = page.locator(f'#jobs > li[data-job-id="{job.job_id}"]')
+    expect(card).to_have_attribute("data-status", "PENDING")
+
+    # WHEN its Cancel button is pressed
+    card.get_by_role("button", name=re.compile(r"^Cancel ")).click()
+
+    # THEN the card and the API say CANCELED, and the button is gone
+    expect(card).to_have_attribute("data-status", "CANCELED")
+    expect(card.locator(".badge")).to_have_text("Canceled")
+    expect(card.get_by_role("button", name=re.compile(r"^Cancel "))).to_have_count(0)
+    assert server_job(runtime, job.job_id)["status"] == "CANCELED"
+    finished = page.locator('#jobs > li[data-status="SUCCEEDED"]')
+    expect(finished.get_by_role("button", name=re.compile(r"^Cancel "))).to_have_count(0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import importlib
 import io
+import json
 import os
 import re
 import shutil
@@ -46,10 +47,12 @@ OUT = ROOT / "build" / "generated-client"
 KNOWN_WARNINGS = ["Unsupported content type image/*"]
 TIMEOUT_S = 120.0
 OPERATIONS = (
+    "cancel_job",
     "create_upload",
     "create_webhook",
     "delete_job",
     "delete_webhook",
+    "export_jobs",
     "get_account",
     "get_batch",
     "get_job",
@@ -233,6 +236,7 @@ def test_a_generated_client_drives_the_whole_journey(
         ids.update(batch(journey))
         ids["upload"] = upload(journey)
         list_pages(journey, ids)
+        repeat_cancel_export(journey, ids)
         webhooks(journey)
         account(journey)
         delete(journey, ids["raw"])
@@ -411,6 +415,31 @@ def upload(journey: Journey) -> str:
         f"get_job {' → '.join(seen)} source=upload top={job.predictions[0].label!r}"
     )
     return str(created.job_id)
+
+
+def repeat_cancel_export(journey: Journey, ids: dict[str, str]) -> None:
+    """A repeat answered from the cache (200), a finished job that cannot be canceled (409),
+    and the jobs as JSON Lines (text the client hands back as it is)."""
+    t = journey.gen.types
+    repeat = journey.call(
+        "submit_job", body=t.File(payload=io.BytesIO(cat_jpeg())), expect=(200, "JobDetail")
+    )
+    assert str(repeat.status) == "SUCCEEDED"
+    assert repeat.cached_from
+    assert any(c.name == "cat" and c.probability >= 0.8 for c in repeat.categories)
+    refused = journey.call("cancel_job", repeat.job_id, expect=(409, "Error"))
+    assert refused.error.code == "not_cancelable"
+    export = journey.gen.ops["export_jobs"].sync_detailed(
+        client=journey.client, format_=journey.gen.models.ExportJobsFormat.JSONL
+    )
+    assert export.status_code == 200
+    rows = [json.loads(line) for line in export.parsed.splitlines()]
+    assert {r["job_id"] for r in rows} >= {ids["raw"], repeat.job_id}
+    journey.note(
+        f"submit_job (repeat) 200 JobDetail cached_from={repeat.cached_from}; cancel_job 409 "
+        f"not_cancelable; export_jobs 200 {export.headers['content-type']} rows={len(rows)}"
+    )
+    journey.call("delete_job", repeat.job_id, expect=(204, "None"))
 
 
 def pages(journey: Journey, **query: Any) -> tuple[list[Any], int]:

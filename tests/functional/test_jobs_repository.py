@@ -228,6 +228,47 @@ def test_success_is_never_overwritten(stack: Stack) -> None:
     assert stored.error is None
 
 
+def test_a_result_written_after_a_cancel_is_refused(stack: Stack) -> None:
+    # GIVEN a job being classified, canceled before its result is written
+    repo = repo_of(stack)
+    job = new_job(repo)
+    running = started(repo, job.job_id)
+    canceled = repo.cancel(job.job_id)
+    assert canceled.job is not None
+    assert canceled.job.status is JobStatus.CANCELED
+
+    # WHEN the classifier writes the result, a late start or failure comes, or it is retried
+    late_result = repo.succeed(running, predictions=PRED, model=MODEL, timings_ms={})
+    late_start = repo.start(job.job_id, generation=0)
+    late_failure = repo.fail(job.job_id, code="late", message="late failure", generation=0)
+    retry = repo.retry(job.job_id)
+
+    # THEN each conditional write is refused: the job stays CANCELED, without a result
+    assert late_result is None
+    assert (late_start.job, late_failure.job, retry.job) == (None, None, None)
+    assert late_start.current == canceled.job
+    stored = repo.get(job.job_id)
+    assert stored is not None
+    assert stored.status is JobStatus.CANCELED
+    assert stored.predictions is None
+
+
+def test_a_finished_job_cannot_be_canceled(stack: Stack) -> None:
+    repo = repo_of(stack)
+    job = new_job(repo)
+    done = repo.succeed(started(repo, job.job_id), predictions=PRED, model=MODEL, timings_ms={})
+    failed = new_job(repo)
+    repo.fail(failed.job_id, code="x", message="y")
+
+    refused = repo.cancel(job.job_id)
+    refused_failed = repo.cancel(failed.job_id)
+
+    assert (refused.job, refused_failed.job) == (None, None)
+    assert refused.current == done
+    assert refused_failed.current is not None
+    assert refused_failed.current.status is JobStatus.FAILED
+
+
 def test_a_failed_job_is_reopened_only_by_retry(stack: Stack) -> None:
     # GIVEN a job a dead letter failed while an attempt was still running
     repo = repo_of(stack)

@@ -139,17 +139,19 @@ def run_every_function(api: DeployedApi, stack: Stack) -> None:
             images=a.images,
             queue=DownQueue(a.jobs_queue),
             publisher=a.publisher,
+            cache=stack.services.cache,
         )
     )
     s3.put_object(Bucket=bucket, Key="incoming/a/later.jpg", Body=cat_jpeg())
     assert api.invoke("ingest", s3_notifications(stack)) != NOTHING_FAILED
     stack.install(ingest=ingest)
     # The classifier: successes, an undecodable image, an image deleted under its job.
-    missing = api.submit(cat_jpeg())
+    missing = api.submit(cat_jpeg(quality=80))
     s3.delete_object(Bucket=bucket, Key=f"images/a/{missing}")
     drain(api, stack, "classify", urls.jobs_queue_url)
     # A job the classifier never finished: its dead letter fails it.
-    stuck = api.submit(cat_jpeg(), headers={"Prefer": "wait=0.1"})
+    assert api.post_image(cat_jpeg()).status == 200  # a repeat, answered from the cache
+    stuck = api.submit(cat_jpeg(quality=70), headers={"Prefer": "wait=0.1"})
     api.invoke("dead_letters", stack.receive_jobs_event())
     assert api.job(stuck)["status"] == "FAILED"
     assert api.post(f"/jobs/{stuck}/retry").status == 202

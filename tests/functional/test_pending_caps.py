@@ -32,6 +32,8 @@ def capped(stack: Stack, **limits: Any) -> None:
         images=a.images,
         queue=a.jobs_queue,
         caps=caps,
+        cache=stack.services.cache,
+        publisher=a.publisher,
         resolve=fake_resolve,
     )
     stack.install(

@@ -70,6 +70,7 @@ def classifier_around(
         publisher=publisher or adapters.publisher,
         classifier=classifier_loader(settings),
         model=stack.services.model,
+        cache=stack.services.cache,
     )
 
 
@@ -180,6 +181,8 @@ def test_queue_outage_is_503_and_the_job_is_kept_failed_and_retryable(
             images=a.images,
             queue=down,
             caps=stack.services.submit.caps,
+            cache=stack.services.cache,
+            publisher=a.publisher,
             resolve=fake_resolve,
         ),
         jobs=JobActions(

@@ -80,6 +80,7 @@ def test_batch_makes_a_job_per_good_file_and_reports_the_bad_one(api: Api, stack
         "processing": 0,
         "succeeded": 0,
         "failed": 0,
+        "canceled": 0,
     }
 
     classify_all(api, stack)
@@ -128,11 +129,16 @@ def test_another_tenants_batch_is_404(api: Api) -> None:
 # --- presigned uploads and bulk drops ------------------------------------------------------------
 
 
-def upload(api: Api, data: bytes, content_type: str = "image/jpeg") -> dict[str, Any]:
-    """Ask for a presigned POST and send ``data`` to S3 with it; the answer to the request."""
-    resp = api.post(
-        "/uploads", json_body={"filename": "../My Photo.jpg", "content_type": content_type}
-    )
+def upload(
+    api: Api,
+    data: bytes,
+    content_type: str = "image/jpeg",
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Ask for a presigned POST (with ``options``) and send ``data`` to S3 with it; the answer
+    to the request."""
+    body = {"filename": "../My Photo.jpg", "content_type": content_type, **(options or {})}
+    resp = api.post("/uploads", json_body=body)
     assert resp.status == 201, resp.body
     form = resp.json
     sent = requests.post(

@@ -50,7 +50,9 @@ def test_real_photos_get_the_right_top1(
 
 def test_top5_is_sorted_labelled_and_a_distribution(classifier: Classifier) -> None:
     top5 = classifier.predict(tensor(COFFEE)[None])[0]
-    assert [set(p.model_dump()) for p in top5] == [{"class_id", "label", "probability"}] * 5
+    fields = {"class_id", "label", "probability", "parents"}
+    assert [set(p.model_dump()) for p in top5] == [fields] * 5
+    assert top5[0].parents == ["beverage", "food"][:1]  # espresso: a beverage, not food
     probs = [p.probability for p in top5]
     assert probs == sorted(probs, reverse=True)
     assert 0 < sum(probs) <= 1.0 + 1e-5

@@ -3,6 +3,7 @@ and the installed commands."""
 
 from __future__ import annotations
 
+import argparse
 import socket
 import subprocess
 import sys
@@ -118,3 +119,50 @@ def test_waiting_asks_the_server_to_answer_when_each_job_is_done() -> None:
     # THEN three requests in all, each a long poll of at most 20 s: no polling loop
     assert api.calls == ["GET /jobs/a?wait=20", "GET /jobs/b?wait=20", "GET /jobs/b?wait=20"]
     assert [i.status for i in items] == ["SUCCEEDED", "FAILED"]
+
+
+class CachingApi:
+    """The API answering ``POST /jobs`` with 200 and the finished job (a cached repeat)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def call(self, method: str, path: str, *_: object) -> tuple[int, dict[str, object]]:
+        self.calls.append(f"{method} {path}")
+        return 200, {
+            "job_id": "c" * 32,
+            "status": "SUCCEEDED",
+            "cached_from": "d" * 32,
+            "predictions": [{"label": "tabby", "probability": 0.41}],
+            "categories": [
+                {"name": "cat", "probability": 0.93},
+                {"name": "food", "probability": 0.01},
+            ],
+        }
+
+
+def test_options_are_sent_and_a_cached_answer_is_kept_and_written_as_csv(tmp_path: Path) -> None:
+    import csv
+    import io
+
+    from chalicelib.cli import _options, submit
+    from chalicelib.cli_report import summary, write_csv
+
+    # GIVEN --top-k 3 --min-confidence 0.05, and a file the service answers from its cache
+    args = argparse.Namespace(top_k=3, min_confidence=0.05)
+    photo = tmp_path / "cat.jpg"
+    photo.write_bytes(b"\xff\xd8\xff")
+    api = CachingApi()
+    item = Item(photo)
+
+    # WHEN it is submitted and the results written as CSV
+    submit(api, item, _options(args))  # type: ignore[arg-type]
+    write_csv([item], str(tmp_path / "out.csv"))
+
+    # THEN the options were the query, the 200's job is the result, and the CSV holds it
+    assert api.calls == ["POST /jobs?top_k=3&min_confidence=0.05"]
+    assert item.status == "SUCCEEDED"
+    assert list(summary([item])) == [f"{photo}\tSUCCEEDED\ttabby (0.410)\tcat (0.930)"]
+    [row] = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text())))
+    assert row["label"] == "tabby"
+    assert row["categories"] == "cat 0.93; food 0.01"

@@ -10,7 +10,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.classify import BatchClassifier
-from chalicelib.contract import JobEvent, JobStatus, Model, Prediction
+from chalicelib.contract import Category, JobEvent, JobStatus, Model, Prediction
 from chalicelib.job_events import EventPublisher
 from chalicelib.job_store import JobRecord, Transition
 from chalicelib.model_info import read_model_info
@@ -76,11 +76,13 @@ class FakeJobs:
         predictions: list[Prediction],
         model: Model,
         timings_ms: dict[str, float],
+        categories: list[Category] | None = None,
     ) -> JobRecord | None:
         done = started.model_copy(
             update={
                 "status": JobStatus.SUCCEEDED,
                 "predictions": predictions,
+                "categories": categories,
                 "model": model,
                 "timings_ms": timings_ms,
             }

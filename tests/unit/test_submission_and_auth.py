@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from chalicelib.contract import SubmitQuery
 from chalicelib.errors import (
     AppError,
     BadRequest,
@@ -26,7 +27,10 @@ def parse(
     ctype: str, body: bytes, webhook_url: str | None = None, max_bytes: int = 10_000
 ) -> Submission:
     return parse_submission(
-        content_type=ctype, body=body, webhook_url=webhook_url, max_bytes=max_bytes
+        content_type=ctype,
+        body=body,
+        query=SubmitQuery(webhook_url=webhook_url),
+        max_bytes=max_bytes,
     )
 
 
