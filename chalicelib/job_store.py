@@ -6,75 +6,38 @@ the caller learns why without reading it again.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import page_tokens
-from chalicelib.contract import Category, Job, JobStatus, Model, Prediction
-from chalicelib.dynamo import call, conditional, from_item, to_item
+from chalicelib.contract import Category, JobStatus, Model, Prediction
+from chalicelib.dynamo import call, conditional, to_item
+from chalicelib.job_indexes import OPEN_INDEX, OWNER_INDEX, JobIndexes
+from chalicelib.job_record import (
+    JobRecord,
+    idempotent_job_id,
+    is_job_id,
+    new_job_id,
+    utc_now,
+)
+
+# What other modules import from here: the record and its helpers live in job_record, the
+# index queries in job_indexes.
+__all__ = [
+    "OPEN_INDEX",
+    "OWNER_INDEX",
+    "JobRecord",
+    "JobRepository",
+    "Transition",
+    "idempotent_job_id",
+    "is_job_id",
+    "new_job_id",
+    "utc_now",
+]
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-OWNER_INDEX = "owner-created-index"
-# A sparse index of unfinished jobs: ``open_owner`` is the owner while the job is PENDING or
-# PROCESSING and absent otherwise, so the index holds exactly a tenant's unfinished jobs (with
-# their pixels) and counting them reads nothing else.
-OPEN_INDEX = "open-jobs-index"
 _OPEN = (JobStatus.PENDING, JobStatus.PROCESSING)
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC timestamp with milliseconds, sortable as a string."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def new_job_id() -> str:
-    """A random 32-hex-digit id."""
-    return uuid.uuid4().hex
-
-
-def idempotent_job_id(owner: str, key: str) -> str:
-    """The job id an ``Idempotency-Key`` maps to, per tenant: the same key makes the same job."""
-    return hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()[:32]
-
-
-def is_job_id(value: str) -> bool:
-    """Whether ``value`` has the shape of a job id (anything else cannot exist)."""
-    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
-
-
-class JobRecord(Job):
-    """A job as stored: the public fields plus whose it is, where its image is, which run."""
-
-    owner: str
-    s3_key: str
-    generation: int = 0
-    idempotency_key: str | None = None
-    expires_at: int | None = None  # epoch seconds; DynamoDB's TTL removes the record after it
-    pixels: int | None = None  # width × height, counted against the tenant's unfinished pixels
-
-    def view(self) -> Job:
-        """The public view: no owner, no storage details."""
-        return Job.model_validate(self.model_dump(include=set(Job.model_fields)))
-
-    def to_item(self) -> dict[str, Any]:
-        """The DynamoDB item; absent and empty fields are left out, and ``open_owner`` is there
-        while the job is unfinished (``OPEN_INDEX``)."""
-        plain = self.model_dump(mode="json", exclude_none=True)
-        if not self.status.terminal:
-            plain["open_owner"] = self.owner
-        return to_item({k: v for k, v in plain.items() if v != {}})
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> JobRecord:
-        """A record from a DynamoDB item."""
-        plain = from_item(item)
-        plain.pop("open_owner", None)
-        return cls.model_validate(plain)
 
 
 @dataclass(frozen=True)
@@ -92,7 +55,7 @@ def _transition(write: Any, *, key: str = "Attributes") -> Transition:
     return Transition(None, JobRecord.from_item(write.old_item) if write.old_item else None)
 
 
-class JobRepository:
+class JobRepository(JobIndexes):
     """Job records in DynamoDB."""
 
     def __init__(self, client: DynamoDBClient, table: str) -> None:
@@ -293,102 +256,8 @@ class JobRepository:
             remove=("error",),
         )
 
-    def unfinished(self, owner: str, *, enough: int) -> tuple[int, int]:
-        """How many of the owner's jobs are unfinished, and their pixels, from the sparse
-        index (eventually consistent: a job made or finished a moment ago may be missed). Stops
-        counting past ``enough`` jobs."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": OPEN_INDEX,
-            "KeyConditionExpression": "#open = :owner",
-            "ProjectionExpression": "pixels",
-            "ExpressionAttributeNames": {"#open": "open_owner"},
-            "ExpressionAttributeValues": {":owner": {"S": owner}},
-        }
-        jobs = pixels = 0
-        while True:
-            resp = call(self._db.query, **request)
-            for item in resp.get("Items", []):
-                jobs += 1
-                pixels += int(item.get("pixels", {}).get("N", "0"))
-            last = resp.get("LastEvaluatedKey")
-            if not last or jobs > enough:
-                return jobs, pixels
-            request["ExclusiveStartKey"] = last
-
-    def created_since(self, owner: str, since: str) -> list[dict[str, Any]]:
-        """The owner's jobs created from ``since`` on, in brief (``created_since``)."""
-        return created_since(self._db, self._table, owner, since)
-
-    def list_for_owner(
-        self,
-        owner: str,
-        *,
-        status: JobStatus | None = None,
-        limit: int = 20,
-        next_token: str | None = None,
-    ) -> tuple[list[JobRecord], str | None]:
-        """The owner's jobs, newest first, optionally of one status, ``limit`` at a time, and
-        the token of the next page (None at the end).
-
-        One query per page: unfiltered, ``Limit`` is the page; filtered, DynamoDB filters the
-        index's items (up to 1 MB a query) and the page ends at its ``limit``-th match, whose
-        key is the next token. A second query happens only past 1 MB of non-matching jobs.
-        """
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": OWNER_INDEX,
-            "KeyConditionExpression": "#owner = :owner",
-            "ExpressionAttributeNames": {"#owner": "owner"},
-            "ExpressionAttributeValues": {":owner": {"S": owner}},
-            "ScanIndexForward": False,
-        }
-        if status is None:
-            request["Limit"] = limit
-        else:
-            request["FilterExpression"] = "#status = :status"
-            request["ExpressionAttributeNames"]["#status"] = "status"
-            request["ExpressionAttributeValues"][":status"] = {"S": status.value}
-        if next_token:
-            request["ExclusiveStartKey"] = page_tokens.decode(next_token, owner=owner)
-        jobs: list[JobRecord] = []
-        while True:
-            resp = call(self._db.query, **request)
-            jobs.extend(JobRecord.from_item(item) for item in resp.get("Items", []))
-            last = resp.get("LastEvaluatedKey")
-            if len(jobs) > limit:  # the page ends inside this response: resume after it
-                jobs = jobs[:limit]
-                last = _key_of(jobs[-1])
-            if len(jobs) >= limit or not last:
-                return jobs, page_tokens.encode(last) if last else None
-            request["ExclusiveStartKey"] = last
-
-
-def created_since(db: DynamoDBClient, table: str, owner: str, since: str) -> list[dict[str, Any]]:
-    """Status, creation time, size and pixels of the owner's jobs created from ``since`` (an ISO
-    date or time) on, from the owner index (eventually consistent, for reports)."""
-    request: dict[str, Any] = {
-        "TableName": table,
-        "IndexName": OWNER_INDEX,
-        "KeyConditionExpression": "#owner = :owner AND created_at >= :since",
-        "ProjectionExpression": "#status, created_at, size_bytes, pixels",
-        "ExpressionAttributeNames": {"#owner": "owner", "#status": "status"},
-        "ExpressionAttributeValues": {":owner": {"S": owner}, ":since": {"S": since}},
-    }
-    out: list[dict[str, Any]] = []
-    while True:
-        resp = call(db.query, **request)
-        out.extend(from_item(item) for item in resp.get("Items", []))
-        if "LastEvaluatedKey" not in resp:
-            return out
-        request["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-
 
 def _same_generation(generation: int) -> str:
     """The condition "still in ``generation``" (``#gen``, ``:gen``); records written before
     generations existed are generation 0."""
     return "#gen = :gen" + (" OR attribute_not_exists(#gen)" if not generation else "")
-
-
-def _key_of(job: JobRecord) -> dict[str, Any]:
-    return {k: {"S": getattr(job, k)} for k in ("job_id", "owner", "created_at")}

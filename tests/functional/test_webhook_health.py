@@ -26,7 +26,7 @@ HOOK = "https://hooks.example.org/health"
 
 
 def finish_job(api: Api, stack: Stack) -> str:
-    job_id = api.submit(cat_jpeg())
+    job_id = api.submit(cat_jpeg(), cache="false")
     classify_all(api, stack)
     notify_all(api, stack)
     deliver_all(api, stack)
@@ -145,7 +145,7 @@ def test_events_failing_for_good_in_a_row_disable_it_and_a_success_resets_the_co
 
 def test_a_retry_in_flight_to_a_disabled_subscription_is_cancelled(api: Api, stack: Stack) -> None:
     sub = subscribe(api, {"url": HOOK}).json
-    api.submit(cat_jpeg())
+    api.submit(cat_jpeg(), cache="false")
     classify_all(api, stack)
     notify_all(api, stack)
     api.request("PATCH", f"/webhooks/{sub['id']}", json_body={"enabled": False})
@@ -163,7 +163,7 @@ def test_retry_after_sets_the_next_attempts_delay_within_the_ceiling(
 ) -> None:
     # GIVEN a receiver that answers 429 with Retry-After
     sub = subscribe(api, {"url": HOOK}).json
-    api.submit(cat_jpeg())
+    api.submit(cat_jpeg(), cache="false")
     classify_all(api, stack)
     notify_all(api, stack)
     stack.sender.answers = [DeliveryResult(429, "refused", retry_after_s=retry_after)]
@@ -192,7 +192,7 @@ def test_a_batch_past_its_budget_puts_the_rest_back_on_the_queue(api: Api, stack
     )
     subscribe(api, {"url": HOOK})
     for _ in range(4):
-        api.submit(cat_jpeg())
+        api.submit(cat_jpeg(), cache="false")
     classify_all(api, stack)
     notify_all(api, stack)
     event = stack.receive(stack.resources.webhooks_queue_url)
