@@ -83,12 +83,16 @@ $(LS_STAMP): | $(STAMP)
 	@touch $@
 
 # tests/localstack start LocalStack and moto (for DynamoDB) themselves; without LOCALSTACK_PYTHON
-# (or build/localstack-venv) they fail, saying so. `make test` runs them in its one pytest run.
+# (or build/localstack-venv) they fail, saying so. `make test` runs them with the other suites.
 localstack-test: install $(LS_STAMP)
 	LOCALSTACK_PYTHON=$(CURDIR)/$(LS_PY) $(PY) -m pytest tests/localstack -q
 
+# The in-process tests (moto inside the test process, CPU-bound) run on both cores, a file per
+# worker; the suites that start runtimes, emulators and a browser run after them, one at a time,
+# since their timings and ports would compete.
 test: install browser package $(LS_STAMP)
-	LOCALSTACK_PYTHON=$(CURDIR)/$(LS_PY) $(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile tests/unit tests/functional
+	LOCALSTACK_PYTHON=$(CURDIR)/$(LS_PY) $(PY) -m pytest tests/e2e tests/browser tests/localstack
 
 # Slow (minutes) and timing-sensitive: never part of `make test`. BENCH_ARGS sets the sizes
 # (`.venv/bin/python -m infra.bench --help` lists them); the figures go to build/bench.json.

@@ -1,6 +1,6 @@
 """Chaos through the local runtime: faults, crashes mid-batch and duplicates; nothing is lost.
 
-300 jobs of real photos go through ``python -m infra.local`` with ``FAULT_RATE=0.4`` (40 % of
+200 jobs of real photos go through ``python -m infra.local`` with ``FAULT_RATE=0.4`` (40 % of
 attempts fail transiently), ``CRASH_RATE=0.3`` (three in ten of the classifier's batches die
 part-way through writing their results) and extra copies of queue messages sent straight to
 SQS, early and late. Afterwards every job is SUCCEEDED or FAILED (``retries_exhausted``), none is
@@ -28,7 +28,7 @@ from tests.runtime import TERMINAL, Runtime, start_runtime
 
 pytestmark = pytest.mark.e2e
 KEY = "chaos-tenant-key-0123456789"
-JOBS = 300
+JOBS = 200
 EARLY_DUPLICATE_EVERY = 5  # one job in five gets a second message while it is queued
 LATE_DUPLICATES = 40  # copies of messages for jobs that have already finished
 # What the runtime logs for each injected fault (infra.faults.FlakyImages: the classifier logs the
@@ -39,7 +39,7 @@ CRASH_LOGGED = "SimulatedCrash: injected crash before the result of"
 
 
 def small(path: Any, fmt: str) -> bytes:
-    """A real photo at a phone-thumbnail size, so 300 of them go quickly."""
+    """A real photo at a phone-thumbnail size, so 200 of them go quickly."""
     img = Image.open(path).convert("RGB")
     img.thumbnail((400, 400))
     return encode(img, fmt)

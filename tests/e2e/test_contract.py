@@ -48,7 +48,7 @@ def test_every_response_matches_the_document(
             "--checks",
             ",".join(CHECKS),
             "--max-examples",
-            "30",
+            "20",
             "--workers",
             "1",
             "--seed",
