@@ -117,9 +117,10 @@ class Ingester:
             self._images.delete(obj.key)
             return existing
         own_key = image_key(obj.tenant, obj.job_id)
+        inspected = self._inspected(data)
         if existing is None:
-            self._images.put(own_key, data, self._inspected(data)[0])
-        job = self._make_job(obj, data, options, s3_key=own_key)
+            self._images.put(own_key, data, inspected[0])
+        job = self._make_job(obj, data, options, s3_key=own_key, inspected=inspected)
         self._images.delete(obj.key)  # after the job is queued: a crash before retries it all
         return job
 
@@ -133,9 +134,15 @@ class Ingester:
         return found.content_type, found.width * found.height, None
 
     def _make_job(
-        self, obj: StoredObject, data: bytes, options: OptionFields, *, s3_key: str
+        self,
+        obj: StoredObject,
+        data: bytes,
+        options: OptionFields,
+        *,
+        s3_key: str,
+        inspected: tuple[str, int | None, AppError | None] | None = None,
     ) -> JobRecord | None:
-        content_type, pixels, error = self._inspected(data)
+        content_type, pixels, error = inspected or self._inspected(data)
         job = new_record(
             self._settings,
             owner=obj.tenant,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 MAX_PAGE = 100
 MAX_WAIT_S = 20.0  # long polls: API Gateway ends a request at 29 s
@@ -74,3 +74,18 @@ class Error(Response):
     """Every 4xx and 5xx answer."""
 
     error: ErrorDetail
+
+
+class PageQuery(Request):
+    """``limit`` and ``next_token`` of a paged listing."""
+
+    limit: Annotated[
+        int,
+        Field(ge=1, le=MAX_PAGE),
+        Invalid("invalid_limit", f"limit must be 1..{MAX_PAGE}"),
+    ] = DEFAULT_PAGE
+    next_token: Annotated[
+        str | None,
+        Field(max_length=4096, description="from the previous page"),
+        Invalid("invalid_next_token", "next_token is not valid"),
+    ] = None

@@ -7,14 +7,13 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 
 from chalicelib.contract.common import (
-    DEFAULT_PAGE,
     MAX_IDEMPOTENCY_KEY,
-    MAX_PAGE,
     MAX_URL_LENGTH,
     MAX_WAIT_S,
     EventType,
     Invalid,
     JobStatus,
+    PageQuery,
     Request,
     Response,
     Timestamp,
@@ -226,24 +225,14 @@ class WaitQuery(Request):
     ] = None
 
 
-class ListJobsQuery(Request):
-    """``GET /jobs`` query parameters."""
+class ListJobsQuery(PageQuery):
+    """``GET /jobs`` query parameters: a page, optionally of one status."""
 
     status: Annotated[
         JobStatus | None,
         BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value),
         Field(description="only jobs in this state"),
         Invalid("invalid_status", "status must be one of " + ", ".join(JobStatus)),
-    ] = None
-    limit: Annotated[
-        int,
-        Field(ge=1, le=MAX_PAGE),
-        Invalid("invalid_limit", f"limit must be 1..{MAX_PAGE}"),
-    ] = DEFAULT_PAGE
-    next_token: Annotated[
-        str | None,
-        Field(max_length=4096, description="from the previous page"),
-        Invalid("invalid_next_token", "next_token is not valid"),
     ] = None
 
 

@@ -7,9 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StrictBool
 
 from chalicelib.contract.common import (
-    DEFAULT_PAGE,
     EVENT_TYPES,
-    MAX_PAGE,
     MAX_URL_LENGTH,
     EventType,
     Invalid,
@@ -111,21 +109,6 @@ class DeliveryPage(Response):
 
     deliveries: list[WebhookDelivery]
     next_token: str | None = None
-
-
-class PageQuery(Request):
-    """``limit`` and ``next_token`` of a paged listing."""
-
-    limit: Annotated[
-        int,
-        Field(ge=1, le=MAX_PAGE),
-        Invalid("invalid_limit", f"limit must be 1..{MAX_PAGE}"),
-    ] = DEFAULT_PAGE
-    next_token: Annotated[
-        str | None,
-        Field(max_length=4096, description="from the previous page"),
-        Invalid("invalid_next_token", "next_token is not valid"),
-    ] = None
 
 
 class Account(Response):
