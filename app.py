@@ -121,7 +121,7 @@ def submit_job(call: Call) -> Answer:
         return Answer(services.jobs.present(job, new=True), 200, location)
     wait = parse_prefer_wait(headers.prefer)
     if wait:
-        done = services.jobs.detail(owner=call.tenant, job_id=job.job_id, wait=wait)
+        done = services.jobs.detail(owner=call.tenant, job_id=job.job_id, wait=wait, known=job)
         if done.status.terminal:
             return Answer(done, 200, {"Preference-Applied": f"wait={wait:g}", **location})
     return _accepted(call, job.job_id, job.status)

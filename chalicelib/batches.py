@@ -145,7 +145,11 @@ class Batches:
         current = jobs()
         if wait:
             current = wait_until(
-                jobs, lambda js: all(j.status.terminal for j in js), seconds=wait, pause=self._pause
+                jobs,
+                lambda js: all(j.status.terminal for j in js),
+                first=current,
+                seconds=wait,
+                pause=self._pause,
             )
         return self.present(record, current)
 

@@ -46,14 +46,18 @@ class JobActions:
             raise NotFound(f"no job {job_id!r}", code="job_not_found")
         return job
 
-    def detail(self, *, owner: str, job_id: str, wait: float | None = None) -> JobDetail:
+    def detail(
+        self, *, owner: str, job_id: str, wait: float | None = None, known: JobRecord | None = None
+    ) -> JobDetail:
         """The job with a short-lived URL of its image and the state of its webhooks; with
-        ``wait``, once it is finished or after ``wait`` seconds, whichever comes first."""
-        job = self.get(owner=owner, job_id=job_id)
+        ``wait``, once it is finished or after ``wait`` seconds, whichever comes first.
+        ``known``: the caller's record of it, just written (not read again before the wait)."""
+        job = known if known is not None else self.get(owner=owner, job_id=job_id)
         if wait and not job.status.terminal:
             job = wait_until(
                 lambda: self._repo.get(job_id) or job,
                 lambda current: current.status.terminal,
+                first=job,
                 seconds=wait,
                 pause=self._pause,
             )

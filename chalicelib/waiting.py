@@ -39,13 +39,17 @@ def wait_until[T](
     read: Callable[[], T],
     done: Callable[[T], bool],
     *,
+    first: T,
     seconds: float,
     pause: Pause | None = None,
 ) -> T:
-    """``read()`` until ``done`` says so or ``seconds`` have passed; the last value read."""
+    """``read()`` until ``done`` says so or ``seconds`` have passed; the last value read.
+
+    ``first`` is the value the caller has just read (or written): it is not read again at once,
+    a read that could only repeat it."""
     pause = pause or Pause()
     deadline = pause.clock() + seconds
-    value = read()
+    value = first
     for interval in intervals():
         left = deadline - pause.clock()
         if done(value) or left <= 0:

@@ -43,7 +43,9 @@ def test_a_twenty_second_wait_costs_about_thirty_reads() -> None:
         return "PENDING"
 
     # WHEN a client waits the longest it may
-    value = wait_until(read, lambda v: v != "PENDING", seconds=20, pause=fake.pause())
+    value = wait_until(
+        read, lambda v: v != "PENDING", first="PENDING", seconds=20, pause=fake.pause()
+    )
 
     # THEN it gets the current state at the deadline, not later, after few reads
     assert value == "PENDING"
@@ -53,10 +55,14 @@ def test_a_twenty_second_wait_costs_about_thirty_reads() -> None:
 
 def test_the_wait_ends_at_the_first_read_that_sees_the_end() -> None:
     fake = FakeTime()
-    states = iter(["PENDING", "PROCESSING", "SUCCEEDED", "never read"])
+    states = iter(["PROCESSING", "SUCCEEDED", "never read"])
 
     value = wait_until(
-        lambda: next(states), lambda v: v == "SUCCEEDED", seconds=5, pause=fake.pause()
+        lambda: next(states),
+        lambda v: v == "SUCCEEDED",
+        first="PENDING",
+        seconds=5,
+        pause=fake.pause(),
     )
 
     assert value == "SUCCEEDED"
@@ -66,8 +72,29 @@ def test_the_wait_ends_at_the_first_read_that_sees_the_end() -> None:
 def test_something_already_done_is_answered_without_sleeping() -> None:
     fake = FakeTime()
 
-    assert wait_until(lambda: "FAILED", lambda v: True, seconds=5, pause=fake.pause()) == "FAILED"
+    def read() -> str:
+        raise AssertionError("the value in hand was enough")
+
+    assert wait_until(read, lambda v: True, first="FAILED", seconds=5, pause=fake.pause()) == (
+        "FAILED"
+    )
     assert fake.sleeps == []
+
+
+def test_the_value_in_hand_is_not_read_again_before_the_first_pause() -> None:
+    # GIVEN a record the caller has just written (PENDING) and a store that reads back PENDING
+    fake = FakeTime()
+    reads: list[float] = []
+
+    def read() -> str:
+        reads.append(fake.now)
+        return "SUCCEEDED"
+
+    # WHEN the caller waits with it in hand
+    wait_until(read, lambda v: v == "SUCCEEDED", first="PENDING", seconds=5, pause=fake.pause())
+
+    # THEN the first read comes after the first pause, not at once
+    assert reads == [pytest.approx(0.025)]
 
 
 @pytest.mark.parametrize(
