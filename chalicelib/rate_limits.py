@@ -13,6 +13,15 @@ condition returns the stored record (``ReturnValuesOnConditionCheckFailure``), w
 whether the other case applies or the tenant is over its limit. A request over the limit costs
 one refused conditional write (DynamoDB bills it as a write).
 
+A busy tenant's tokens are taken a few at a time (a *lease*): a container that spent all the
+tokens of its last claim within ``LEASE_S`` takes twice as many with its next write, up to a
+tenth of the burst (at most ``LEASE_MAX``), and admits that many requests without another
+write. A tenant making a request now and then still costs one write a request, counted exactly;
+a busy one costs a write per ten requests at the defaults. Tokens a container took and did not
+spend within ``LEASE_S`` are lost: a tenant spread over many containers may be refused a little
+before its limit (at most a tenth of its burst per container), never admitted past it. When
+tokens are scarce (a claim of several refused) the container goes back to one at a time.
+
 A tenant's own limit (``infra.keys limit``) is a record beside the bucket, cached per container
 for ``OVERRIDE_CACHE_S``.
 """
@@ -34,6 +43,8 @@ from chalicelib.tenant_table import TenantTable, tenant_partition
 BUCKET_SK = "RATE#bucket"
 LIMIT_SK = "RATE#limit"
 OVERRIDE_CACHE_S = 30.0
+LEASE_S = 1.0  # how long a container may spend tokens it took ahead of its requests
+LEASE_MAX = 10  # tokens one write may take (and never more than a tenth of the burst)
 POLICY = "tenant"  # the policy's name in the RateLimit headers
 _US = 1_000_000
 _TRIES = 4  # two cases, each tried at most twice when another container races us
@@ -61,6 +72,11 @@ class Limit:
     def slack_us(self) -> int:
         """How far ahead of now ``tat`` may be and a request still go through."""
         return (self.burst - 1) * self.interval_us
+
+    @property
+    def lease_max(self) -> int:
+        """The most tokens one claim may take: a tenth of the burst, at most ``LEASE_MAX``."""
+        return max(1, min(LEASE_MAX, self.burst // 10))
 
     def policy_header(self) -> str:
         """``RateLimit-Policy``: ``burst`` requests per the seconds a full bucket takes to fill."""
@@ -106,6 +122,16 @@ class LimitStore:
         self._tenants.delete(tenant_partition(tenant), LIMIT_SK)
 
 
+@dataclass
+class _Lease:
+    """Tokens a container took ahead for one tenant."""
+
+    size: int  # how many the claim took
+    left: int  # not spent yet
+    tat: int  # the bucket's ``tat`` after the claim
+    until: float  # monotonic time after which the rest are dropped
+
+
 class RateLimiter:
     """Admits a tenant's request, or refuses it with 429 ``rate_limited``."""
 
@@ -124,6 +150,7 @@ class RateLimiter:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._last_tat: dict[str, int] = {}
+        self._leases: dict[str, _Lease] = {}
         self._overrides: dict[str, tuple[Limit | None, float]] = {}
 
     def limit_of(self, tenant: str) -> Limit:
@@ -141,18 +168,29 @@ class RateLimiter:
         """The ``RateLimit`` headers of an admitted request; ``RateLimited`` if over."""
         limit = self.limit_of(tenant)
         now = round(self._clock() * _US)
+        held = self._spend_leased(tenant)
+        if held is not None:
+            return self._decision(limit, held[0], now, held=held[1]).headers()
         with self._lock:
             busy = self._last_tat.get(tenant, 0) > now
+            claim = self._next_claim(tenant, limit)
         stored: int | None = None
         for _ in range(_TRIES):
-            tat, stored = self._busy(tenant, now, limit) if busy else self._idle(tenant, now, limit)
-            if tat is not None:
-                with self._lock:
-                    self._last_tat[tenant] = tat
-                return self._decision(limit, tat, now).headers()
+            if busy:
+                written, stored = self._busy(tenant, now, limit, claim)
+            else:
+                written, stored = self._idle(tenant, now, limit, claim)
+            if written is not None:
+                self._keep(tenant, written, claim)
+                return self._decision(limit, written, now, held=claim - 1).headers()
+            if claim > 1:
+                claim = 1  # tokens are scarce: one at a time, exactly
+                continue
             if stored is not None and stored > now + limit.slack_us:
                 break  # over the limit
             busy = stored is not None and stored > now
+        with self._lock:
+            self._leases.pop(tenant, None)  # the next request claims one token, not more
         retry_us = (stored or now) - limit.slack_us - now
         retry_after = max(1, math.ceil(retry_us / _US))
         headers = self._decision(limit, stored or now, now).headers()
@@ -163,22 +201,52 @@ class RateLimiter:
             headers={**headers, "Retry-After": str(retry_after)},
         )
 
-    def _busy(self, tenant: str, now: int, limit: Limit) -> tuple[int | None, int | None]:
+    def _spend_leased(self, tenant: str) -> tuple[int, int] | None:
+        """One token of this container's lease, if it holds one: (the lease's ``tat``, tokens
+        left after this one)."""
+        with self._lock:
+            lease = self._leases.get(tenant)
+            if lease is None or lease.left <= 0 or lease.until <= self._monotonic():
+                return None
+            lease.left -= 1
+            return lease.tat, lease.left
+
+    def _next_claim(self, tenant: str, limit: Limit) -> int:
+        """How many tokens to take: twice the last claim when all of it was spent in time."""
+        lease = self._leases.get(tenant)
+        if lease is None or lease.left > 0 or lease.until <= self._monotonic():
+            return 1
+        return min(limit.lease_max, lease.size * 2)
+
+    def _keep(self, tenant: str, tat: int, claim: int) -> None:
+        with self._lock:
+            self._last_tat[tenant] = tat
+            self._leases[tenant] = _Lease(
+                size=claim, left=claim - 1, tat=tat, until=self._monotonic() + LEASE_S
+            )
+
+    def _busy(
+        self, tenant: str, now: int, limit: Limit, claim: int
+    ) -> tuple[int | None, int | None]:
+        # The claim's last token must be within the limit too.
+        latest = now + limit.slack_us - (claim - 1) * limit.interval_us
         return self._update(
             tenant,
             update="SET tat = tat + :step, expires_at = :expires",
             condition="tat > :now AND tat <= :latest",
-            values={":now": now, ":latest": now + limit.slack_us, ":step": limit.interval_us},
+            values={":now": now, ":latest": latest, ":step": claim * limit.interval_us},
             limit=limit,
             now=now,
         )
 
-    def _idle(self, tenant: str, now: int, limit: Limit) -> tuple[int | None, int | None]:
+    def _idle(
+        self, tenant: str, now: int, limit: Limit, claim: int
+    ) -> tuple[int | None, int | None]:
         return self._update(
             tenant,
             update="SET tat = :next, expires_at = :expires",
             condition="attribute_not_exists(tat) OR tat <= :now",
-            values={":now": now, ":next": now + limit.interval_us},
+            values={":now": now, ":next": now + claim * limit.interval_us},
             limit=limit,
             now=now,
         )
@@ -208,10 +276,13 @@ class RateLimiter:
         return None, None if stored is None else int(stored)
 
     @staticmethod
-    def _decision(limit: Limit, tat: int, now: int) -> Decision:
+    def _decision(limit: Limit, tat: int, now: int, *, held: int = 0) -> Decision:
+        """What is left: the bucket's room after ``tat``, and the ``held`` tokens of a lease."""
         ahead = max(0, tat - now)
         remaining = max(0, (limit.slack_us + limit.interval_us - ahead) // limit.interval_us)
-        return Decision(limit=limit, remaining=int(remaining), reset_s=math.ceil(ahead / _US))
+        return Decision(
+            limit=limit, remaining=int(remaining) + held, reset_s=math.ceil(ahead / _US)
+        )
 
 
 def rate_limiter(settings: Settings, tenants: TenantTable) -> RateLimiter:

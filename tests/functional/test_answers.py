@@ -169,9 +169,12 @@ def test_a_repeat_is_answered_from_the_cache_without_a_classification(
     assert stack.receive_jobs_event()["Records"] == []
     assert REGISTRY.value("jobs_succeeded") == inferences
     assert "sqs.SendMessage" not in calls.seen
-    assert Counter(calls.seen) == Counter(
+    seen = Counter(calls.seen)
+    # the tenant's rate limit (chalicelib/rate_limits.py): no write while it holds tokens its
+    # earlier requests took ahead, one otherwise
+    assert seen.pop("dynamodb.UpdateItem", 0) <= 1
+    assert seen == Counter(
         {
-            "dynamodb.UpdateItem": 1,  # the tenant's rate limit (chalicelib/rate_limits.py)
             "dynamodb.GetItem": 2,  # the cache entry (eventually consistent), the first job
             "s3.PutObject": 1,  # the new job's own image
             "dynamodb.PutItem": 1,  # the new job, SUCCEEDED

@@ -6,12 +6,13 @@ from __future__ import annotations
 import io
 import json
 from contextlib import redirect_stdout
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from chalicelib.errors import RateLimited
 from chalicelib.rate_limits import Limit, LimitStore, RateLimiter
+from chalicelib.tenant_table import TenantTable
 from infra.keys import main as keys_main
 from tests.functional.conftest import KEY_A, KEY_B, Api, Stack
 from tests.photos import cat_jpeg
@@ -160,3 +161,83 @@ def test_the_keys_command_sets_shows_and_drops_a_tenants_limit(stack: Stack) -> 
     assert LimitStore(tenants).get("ivan") is None
     assert keys_main(["limit", "ivan", "--rps", "0", "--burst", "1"], tenants) == 1
     assert keys_main(["limit", "ivan", "--rps", "3"], tenants) == 1
+
+
+class CountingTenants:
+    """The tenants table, counting the bucket's conditional writes."""
+
+    def __init__(self, tenants: Any) -> None:
+        self._tenants = tenants
+        self.writes = 0
+
+    def update_if(self, *args: Any, **kwargs: Any) -> Any:
+        self.writes += 1
+        return self._tenants.update_if(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tenants, name)
+
+
+def counted(stack: Stack, clock: Clock, *, rps: float) -> tuple[RateLimiter, CountingTenants]:
+    """A limiter of bursts of 100 (the default's shape) whose writes are counted."""
+    tenants = CountingTenants(stack.services.adapters.tenants)
+    bucket = RateLimiter(
+        tenants=cast("TenantTable", tenants),
+        default=Limit(rps, 100),
+        clock=clock,
+        monotonic=clock,
+    )
+    return bucket, tenants
+
+
+def test_a_busy_tenant_takes_its_tokens_a_few_at_a_time_and_never_passes_its_burst(
+    stack: Stack,
+) -> None:
+    # GIVEN the default limit's shape (burst 100) and a clock that does not move
+    clock = Clock()
+    bucket, tenants = counted(stack, clock, rps=50)
+
+    # WHEN a tenant sends requests as fast as it can
+    admitted = 0
+    refused = 0
+    for _ in range(200):
+        try:
+            bucket.admit("a")
+            admitted += 1
+        except RateLimited:
+            refused += 1
+
+    # THEN exactly its burst went through, with far fewer writes than requests
+    # (claims of 1, 2, 4, 8, then 10 at a time; singles once tokens are scarce)
+    assert (admitted, refused) == (100, 100)
+    assert tenants.writes < 130  # 100 refused requests cost a write each, as before
+
+
+def test_a_tenant_asking_now_and_then_is_counted_one_write_a_request(stack: Stack) -> None:
+    clock = Clock()
+    bucket, tenants = counted(stack, clock, rps=50)
+
+    # GIVEN requests further apart than a lease lasts
+    for _ in range(5):
+        bucket.admit("a")
+        clock.now += 2
+
+    # THEN each took one token with its own write: nothing taken ahead was lost
+    assert tenants.writes == 5
+    assert bucket.admit("a")["RateLimit"] == '"tenant";r=99;t=1'
+
+
+def test_tokens_taken_ahead_are_shown_as_remaining_and_lost_when_the_lease_ends(
+    stack: Stack,
+) -> None:
+    clock = Clock()
+    bucket, tenants = counted(stack, clock, rps=1)
+    bucket.admit("a")  # claims 1
+    headers = bucket.admit("a")  # spent in time: claims 2, holds 1 more
+    assert headers["RateLimit"].startswith('"tenant";r=98;')
+    assert tenants.writes == 2
+
+    # WHEN the lease runs out unspent THEN the next request claims again, one token
+    clock.now += 1.5
+    bucket.admit("a")
+    assert tenants.writes == 3
