@@ -5,15 +5,26 @@ queue for everyone. A new job over either is refused with 429 and a code that sa
 The count comes from the jobs table's sparse index of unfinished jobs (one query, reading only
 those jobs' keys and pixels). The index is eventually consistent, so requests racing each
 other may pass a cap by the few jobs made in the index's lag; the rate limit bounds that.
+
+A container keeps each tenant's count for ``FRESH_S`` and adds the jobs it admits meanwhile, so
+a busy tenant costs one query a second per container, not one per job. Jobs other containers
+admit in that second are not seen (as with the index's lag); a refusal is only ever made on a
+count read just then, so a tenant whose jobs have finished is never refused on an old count.
 """
 
 from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from chalicelib.errors import AppError
 from chalicelib.job_store import JobRepository
 from chalicelib.settings import Settings
 
 RETRY_AFTER_S = 5  # what a refused client is told: by then a few jobs will have finished
+FRESH_S = 1.0  # how long a container trusts a count it read (plus what it admitted since)
 
 
 class TooMuchPending(AppError):
@@ -27,17 +38,61 @@ class TooMuchPending(AppError):
         self.headers = {"Retry-After": str(RETRY_AFTER_S)}
 
 
+@dataclass
+class _Count:
+    jobs: int
+    pixels: int
+    read_at: float
+
+
 class PendingCaps:
     """Refuses new jobs past the tenant's unfinished jobs or pixels."""
 
-    def __init__(self, *, settings: Settings, repo: JobRepository) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repo: JobRepository,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._settings = settings
         self._repo = repo
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._counts: dict[str, _Count] = {}
 
     def check(self, owner: str, *, jobs: int = 1, pixels: int = 0) -> None:
         """Room for ``jobs`` more jobs of ``pixels`` in all, or ``TooMuchPending``."""
+        with self._lock:
+            count = self._counts.get(owner)
+            if (
+                count
+                and self._monotonic() - count.read_at < FRESH_S
+                and self._room(count, jobs, pixels)
+            ):
+                count.jobs += jobs
+                count.pixels += pixels
+                return
+        open_jobs, open_pixels = self._repo.unfinished(
+            owner, enough=self._settings.max_pending_jobs
+        )
+        count = _Count(open_jobs, open_pixels, self._monotonic())
+        self._refuse_past_caps(count, jobs, pixels)
+        with self._lock:
+            count.jobs += jobs
+            count.pixels += pixels
+            self._counts[owner] = count
+
+    def _room(self, count: _Count, jobs: int, pixels: int) -> bool:
         s = self._settings
-        open_jobs, open_pixels = self._repo.unfinished(owner, enough=s.max_pending_jobs)
+        return (
+            count.jobs + jobs <= s.max_pending_jobs
+            and count.pixels + pixels <= s.max_pending_pixels
+        )
+
+    def _refuse_past_caps(self, count: _Count, jobs: int, pixels: int) -> None:
+        s = self._settings
+        open_jobs, open_pixels = count.jobs, count.pixels
         if open_jobs + jobs > s.max_pending_jobs:
             raise TooMuchPending(
                 f"{open_jobs} of your jobs are unfinished and at most {s.max_pending_jobs} may "

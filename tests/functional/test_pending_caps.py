@@ -7,11 +7,12 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from chalicelib.batches import Batches
 from chalicelib.job_store import OPEN_INDEX, OWNER_INDEX, JobRepository
-from chalicelib.pending_caps import PendingCaps
+from chalicelib.pending_caps import PendingCaps, TooMuchPending
 from chalicelib.submit import Submitter
 from chalicelib.uploads import Uploads
 from infra.bootstrap import bootstrap
@@ -98,6 +99,58 @@ def test_past_max_pending_pixels_a_new_job_is_429(api: Api, stack: Stack) -> Non
 
     assert (refused.status, refused.error_code) == (429, "too_many_pending_pixels")
     assert "M pixels" in refused.json["error"]["message"]
+
+
+class CountingRepo:
+    """A repository counting the index queries the caps make."""
+
+    def __init__(self, repo: JobRepository) -> None:
+        self.repo = repo
+        self.queries = 0
+
+    def unfinished(self, owner: str, *, enough: int) -> tuple[int, int]:
+        self.queries += 1
+        return self.repo.unfinished(owner, enough=enough)
+
+
+def test_a_busy_tenant_is_counted_once_a_second_and_refused_only_on_a_fresh_count(
+    stack: Stack,
+) -> None:
+    # GIVEN caps of 3 jobs, one tenant with one unfinished job, and a clock that moves when told
+    repo = repo_of(stack)
+    job = new_job(repo)
+    counting = CountingRepo(repo)
+    now = [100.0]
+    caps = PendingCaps(
+        settings=stack.settings.model_copy(update={"max_pending_jobs": 3}),
+        repo=counting,  # type: ignore[arg-type]
+        monotonic=lambda: now[0],
+    )
+
+    # WHEN it asks for room twice within the second THEN one query counted both
+    caps.check("a")
+    caps.check("a")
+    assert counting.queries == 1
+
+    # AND past the cap on the count it holds, it reads again before refusing
+    new_job(repo)
+    new_job(repo)
+    with pytest.raises(TooMuchPending):
+        caps.check("a")
+    assert counting.queries == 2
+
+    # AND once jobs finish, the fresh count makes room at once, old count or not
+    started = repo.start(job.job_id, generation=0).job
+    assert started is not None
+    repo.succeed(started, predictions=PRED, model=MODEL, timings_ms={})
+    caps.check("a")
+    assert counting.queries == 3
+
+    # AND after a second the count is read again
+    now[0] += 1.5
+    caps.check("b")
+    caps.check("b")
+    assert counting.queries == 4
 
 
 def test_a_jobs_table_kept_from_before_gains_the_index(stack: Stack) -> None:
