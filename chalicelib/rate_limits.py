@@ -151,6 +151,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._last_tat: dict[str, int] = {}
         self._leases: dict[str, _Lease] = {}
+        self._claim_locks: dict[str, threading.Lock] = {}
         self._overrides: dict[str, tuple[Limit | None, float]] = {}
 
     def limit_of(self, tenant: str) -> Limit:
@@ -167,6 +168,14 @@ class RateLimiter:
     def admit(self, tenant: str) -> dict[str, str]:
         """The ``RateLimit`` headers of an admitted request; ``RateLimited`` if over."""
         limit = self.limit_of(tenant)
+        with self._claim_lock(tenant):  # concurrent requests spend one claim, not race theirs
+            return self._admit(tenant, limit)
+
+    def _claim_lock(self, tenant: str) -> threading.Lock:
+        with self._lock:
+            return self._claim_locks.setdefault(tenant, threading.Lock())
+
+    def _admit(self, tenant: str, limit: Limit) -> dict[str, str]:
         now = round(self._clock() * _US)
         held = self._spend_leased(tenant)
         if held is not None:
@@ -279,10 +288,9 @@ class RateLimiter:
     def _decision(limit: Limit, tat: int, now: int, *, held: int = 0) -> Decision:
         """What is left: the bucket's room after ``tat``, and the ``held`` tokens of a lease."""
         ahead = max(0, tat - now)
-        remaining = max(0, (limit.slack_us + limit.interval_us - ahead) // limit.interval_us)
-        return Decision(
-            limit=limit, remaining=int(remaining) + held, reset_s=math.ceil(ahead / _US)
-        )
+        room = max(0, (limit.slack_us + limit.interval_us - ahead) // limit.interval_us)
+        remaining = min(limit.burst, int(room) + held)
+        return Decision(limit=limit, remaining=remaining, reset_s=math.ceil(ahead / _US))
 
 
 def rate_limiter(settings: Settings, tenants: TenantTable) -> RateLimiter:
