@@ -12,7 +12,7 @@ from chalicelib.image_store import ImageStore, results_key
 from chalicelib.job_store import JobRecord, JobRepository, is_job_id
 from chalicelib.queues import JobQueue, enqueue
 from chalicelib.settings import Settings
-from chalicelib.waiting import Pause, wait_until
+from chalicelib.waiting import Pause, wait_until, young_for
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class JobActions:
                 first=job,
                 seconds=wait,
                 pause=self._pause,
+                dense_s=young_for(job.created_at),
             )
         return self.present(job)
 

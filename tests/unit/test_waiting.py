@@ -6,7 +6,14 @@ import itertools
 
 import pytest
 
-from chalicelib.waiting import Pause, intervals, parse_prefer_wait, wait_until
+from chalicelib.waiting import (
+    DENSE_WINDOW_S,
+    Pause,
+    intervals,
+    parse_prefer_wait,
+    wait_until,
+    young_for,
+)
 
 
 class FakeTime:
@@ -95,6 +102,43 @@ def test_the_value_in_hand_is_not_read_again_before_the_first_pause() -> None:
 
     # THEN the first read comes after the first pause, not at once
     assert reads == [pytest.approx(0.025)]
+
+
+def test_a_young_job_is_read_every_20_ms_then_as_any_other() -> None:
+    first = list(itertools.islice(intervals(dense_s=0.1), 7))
+
+    assert first[:5] == [pytest.approx(0.02)] * 5
+    assert first[5:] == [pytest.approx(0.025), pytest.approx(0.0375)]
+
+
+def test_a_job_finishing_while_young_is_seen_within_20_ms() -> None:
+    # GIVEN a job that finishes 150 ms into the wait
+    def finish_time(dense_s: float) -> float:
+        fake = FakeTime()
+        seen = wait_until(
+            lambda: "SUCCEEDED" if fake.now >= 0.15 else "PROCESSING",
+            lambda v: v == "SUCCEEDED",
+            first="PENDING",
+            seconds=5,
+            pause=fake.pause(),
+            dense_s=dense_s,
+        )
+        assert seen == "SUCCEEDED"
+        return fake.now
+
+    # THEN a wait on a young job sees it within one dense interval; growing intervals, later
+    assert finish_time(DENSE_WINDOW_S) <= 0.15 + 0.02 + 1e-9
+    assert finish_time(0.0) > 0.15 + 0.02
+
+
+def test_how_young_a_job_is_comes_from_its_creation_time() -> None:
+    created = "2026-01-01T00:00:00.000Z"
+    at = 1767225600.0  # that instant
+
+    assert young_for(created, now=at + 0.1) == pytest.approx(DENSE_WINDOW_S - 0.1)
+    assert young_for(created, now=at + 5) == 0.0
+    assert young_for(created, now=at - 5) == DENSE_WINDOW_S  # a clock behind: at most the window
+    assert young_for("not a time", now=at) == 0.0
 
 
 @pytest.mark.parametrize(
