@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Protocol
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel, ValidationError
@@ -132,6 +133,14 @@ def _result_document(event: JobEvent) -> dict[str, object]:
     return {**{k: job.get(k) for k in keep}, "source": job.get("filename")}
 
 
+class DeliveryMarks(Protocol):
+    """Where a job is marked as having webhook deliveries (``JobRepository``)."""
+
+    def mark_deliveries(self, job_id: str) -> None:
+        """Mark the job before its first delivery record is written."""
+        ...
+
+
 class Fanout:
     """Job events → result files and delivery messages; one instance per batch of events, so a
     tenant's subscriptions are read once a batch."""
@@ -145,8 +154,10 @@ class Fanout:
         deliveries: DeliveryStore,
         log: DeliveryLog,
         queue: Queue,
+        marks: DeliveryMarks,
     ) -> None:
         self._settings = settings
+        self._marks = marks  # the jobs table: a job with a target is marked before its delivery
         self._images = images
         self._webhooks = webhooks
         self._deliveries = deliveries
@@ -182,6 +193,8 @@ class Fanout:
             for s in self._subscriptions[tenant]
             if event.type in s.events and s.enabled
         ]
+        if targets:
+            self._marks.mark_deliveries(job.job_id)
         for target, url in targets:
             message = DeliveryMessage(event=event, tenant=tenant, target=target, url=url)
             record = delivery_record(

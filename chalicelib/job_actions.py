@@ -70,7 +70,9 @@ class JobActions:
         url = self._images.presigned_url(job.s3_key, expires_in=self._settings.image_url_ttl_s)
         # Deliveries follow a job's events: a job that never finished has none to read.
         ever_finished = job.status.terminal or job.generation > 0
-        records = self._deliveries.for_job(job.job_id) if ever_finished and not new else []
+        # ... and a job whose record says none of its events went to a target has none either.
+        look = ever_finished and not new and job.may_have_deliveries
+        records = self._deliveries.for_job(job.job_id) if look else []
         deliveries = [Delivery.model_validate(record.model_dump()) for record in records]
         return JobDetail(**job.view().model_dump(), image_url=url, webhooks=deliveries)
 

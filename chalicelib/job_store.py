@@ -159,6 +159,19 @@ class JobRepository(JobIndexes):
         )
         return _transition(written)
 
+    def mark_deliveries(self, job_id: str) -> None:
+        """Note on the record that the job's events go to a webhook target (before the first
+        delivery record is written), so reads of a job without any skip the deliveries query.
+        A deleted job is left deleted."""
+        conditional(
+            self._db.update_item,
+            TableName=self._table,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression="SET has_deliveries = :yes",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
+        )
+
     def start(self, job_id: str, *, generation: int) -> Transition:
         """PENDING/PROCESSING → PROCESSING in ``generation``, counting the attempt.
 

@@ -171,6 +171,7 @@ def build_services(
             deliveries=a.deliveries,
             log=a.delivery_log,
             queue=a.webhooks_queue,
+            marks=a.repo,
         ),
     )
 
