@@ -149,8 +149,7 @@ class RateLimiter:
         self._clock = clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._last_tat: dict[str, int] = {}
-        self._leases: dict[str, _Lease] = {}
+        self._leases: dict[str, _Lease] = {}  # also the last ``tat`` this container wrote
         self._claim_locks: dict[str, threading.Lock] = {}
         self._overrides: dict[str, tuple[Limit | None, float]] = {}
 
@@ -181,7 +180,8 @@ class RateLimiter:
         if held is not None:
             return self._decision(limit, held[0], now, held=held[1]).headers()
         with self._lock:
-            busy = self._last_tat.get(tenant, 0) > now
+            last = self._leases.get(tenant)
+            busy = last is not None and last.tat > now
             claim = self._next_claim(tenant, limit)
         stored: int | None = None
         for _ in range(_TRIES):
@@ -199,7 +199,8 @@ class RateLimiter:
                 break  # over the limit
             busy = stored is not None and stored > now
         with self._lock:
-            self._leases.pop(tenant, None)  # the next request claims one token, not more
+            if (lease := self._leases.get(tenant)) is not None:
+                lease.until = 0.0  # the next request claims one token, not more
         retry_us = (stored or now) - limit.slack_us - now
         retry_after = max(1, math.ceil(retry_us / _US))
         headers = self._decision(limit, stored or now, now).headers()
@@ -229,7 +230,6 @@ class RateLimiter:
 
     def _keep(self, tenant: str, tat: int, claim: int) -> None:
         with self._lock:
-            self._last_tat[tenant] = tat
             self._leases[tenant] = _Lease(
                 size=claim, left=claim - 1, tat=tat, until=self._monotonic() + LEASE_S
             )
