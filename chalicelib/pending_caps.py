@@ -68,7 +68,7 @@ class PendingCaps:
             if (
                 count
                 and self._monotonic() - count.read_at < FRESH_S
-                and self._room(count, jobs, pixels)
+                and self._refusal(count, jobs, pixels) is None
             ):
                 count.jobs += jobs
                 count.pixels += pixels
@@ -77,32 +77,27 @@ class PendingCaps:
             owner, enough=self._settings.max_pending_jobs
         )
         count = _Count(open_jobs, open_pixels, self._monotonic())
-        self._refuse_past_caps(count, jobs, pixels)
+        if (refused := self._refusal(count, jobs, pixels)) is not None:
+            raise refused
         with self._lock:
             count.jobs += jobs
             count.pixels += pixels
             self._counts[owner] = count
 
-    def _room(self, count: _Count, jobs: int, pixels: int) -> bool:
+    def _refusal(self, count: _Count, jobs: int, pixels: int) -> TooMuchPending | None:
+        """What adding ``jobs`` of ``pixels`` to ``count`` would be refused with, if anything."""
         s = self._settings
-        return (
-            count.jobs + jobs <= s.max_pending_jobs
-            and count.pixels + pixels <= s.max_pending_pixels
-        )
-
-    def _refuse_past_caps(self, count: _Count, jobs: int, pixels: int) -> None:
-        s = self._settings
-        open_jobs, open_pixels = count.jobs, count.pixels
-        if open_jobs + jobs > s.max_pending_jobs:
-            raise TooMuchPending(
-                f"{open_jobs} of your jobs are unfinished and at most {s.max_pending_jobs} may "
+        if count.jobs + jobs > s.max_pending_jobs:
+            return TooMuchPending(
+                f"{count.jobs} of your jobs are unfinished and at most {s.max_pending_jobs} may "
                 f"be; wait for some to finish (GET /jobs?status=PENDING lists them)",
                 code="too_many_pending_jobs",
             )
-        if open_pixels + pixels > s.max_pending_pixels:
-            raise TooMuchPending(
-                f"your unfinished jobs hold {open_pixels / 1e6:.0f} M pixels and at most "
+        if count.pixels + pixels > s.max_pending_pixels:
+            return TooMuchPending(
+                f"your unfinished jobs hold {count.pixels / 1e6:.0f} M pixels and at most "
                 f"{s.max_pending_pixels / 1e6:.0f} M may wait at once; this image has "
                 f"{pixels / 1e6:.0f} M; wait for some to finish",
                 code="too_many_pending_pixels",
             )
+        return None
