@@ -44,15 +44,14 @@ class JobRecord(Job):
     idempotency_key: str | None = None
     expires_at: int | None = None  # epoch seconds; DynamoDB's TTL removes the record after it
     pixels: int | None = None  # width × height, counted against the tenant's unfinished pixels
-    # Records made since the notify function marks them: ``has_deliveries`` is then True once
-    # any event of the job went to a webhook target. Older records (False) may have deliveries.
-    marks_deliveries: bool = False
-    has_deliveries: bool = False
+    # True once the notify function sent any event of the job to a webhook target; new records
+    # start False. Records made before the mark existed have None: they may have deliveries.
+    has_deliveries: bool | None = None
 
     @property
     def may_have_deliveries(self) -> bool:
         """Whether a webhook delivery may exist for this job (else none was ever made)."""
-        return self.has_deliveries or not self.marks_deliveries
+        return self.has_deliveries is not False
 
     def view(self) -> Job:
         """The public view: no owner, no storage details."""

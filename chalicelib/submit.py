@@ -47,7 +47,7 @@ def new_record(
         size_bytes=len(data),
         image_sha256=hashlib.sha256(data).hexdigest(),
         expires_at=int(time.time()) + settings.retention_days * 86400,
-        marks_deliveries=True,
+        has_deliveries=False,
         **extra,
     )
 

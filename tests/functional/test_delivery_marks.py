@@ -36,6 +36,6 @@ def test_a_finished_job_is_read_without_the_deliveries_query_unless_it_has_a_tar
     stack.clients.dynamodb.update_item(
         TableName=stack.resources.table,
         Key={"job_id": {"S": plain}},
-        UpdateExpression="REMOVE marks_deliveries",
+        UpdateExpression="REMOVE has_deliveries",
     )
     assert queries_reading(plain) == (1, [])
