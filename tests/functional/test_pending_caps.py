@@ -18,7 +18,7 @@ from chalicelib.uploads import Uploads
 from infra.bootstrap import bootstrap
 from tests.builders import multipart
 from tests.functional.conftest import KEY_B, Api, Stack, fake_resolve
-from tests.functional.test_jobs_repository import MODEL, PRED, new_job, repo_of
+from tests.functional.test_jobs_repository import MODEL, PRED, new_job, repo_of, started
 from tests.functional.test_ways_in_and_out import classify_all
 from tests.photos import cat_jpeg
 
@@ -50,10 +50,9 @@ def test_the_index_holds_exactly_the_unfinished_jobs(stack: Stack) -> None:
     new_job(repo, owner="b")
     assert repo.unfinished("a", enough=100) == (3, 0)
 
-    started = repo.start(jobs[0].job_id, generation=0).job
-    assert started is not None
+    first = started(repo, jobs[0].job_id)
     assert repo.unfinished("a", enough=100)[0] == 3  # PROCESSING is unfinished
-    repo.succeed(started, predictions=PRED, model=MODEL, timings_ms={})
+    repo.succeed(first, predictions=PRED, model=MODEL, timings_ms={})
     repo.fail(jobs[1].job_id, code="x", message="y")
     assert repo.unfinished("a", enough=100)[0] == 1
 
@@ -140,9 +139,7 @@ def test_a_busy_tenant_is_counted_once_a_second_and_refused_only_on_a_fresh_coun
     assert counting.queries == 2
 
     # AND once jobs finish, the fresh count makes room at once, old count or not
-    started = repo.start(job.job_id, generation=0).job
-    assert started is not None
-    repo.succeed(started, predictions=PRED, model=MODEL, timings_ms={})
+    repo.succeed(started(repo, job.job_id), predictions=PRED, model=MODEL, timings_ms={})
     caps.check("a")
     assert counting.queries == 3
 
