@@ -2,17 +2,27 @@
 
 While a job is unfinished its item carries ``open_owner`` (the owner), which puts it in the jobs
 table's sparse index of unfinished jobs (``job_indexes.OPEN_INDEX``).
+
+The job's documents (its predictions, categories, model, timings and options) are stored as one
+JSON string each. Nothing reads, filters or updates inside them, and as typed DynamoDB lists and
+maps a finished job was about 225 attribute values that every write and read took apart and put
+together again, on both sides: one put and one read of such an item cost 3.0-3.6 ms of the
+caller's CPU as typed values and 1.9-2.1 ms as strings (the local emulator: 10-14 ms against
+4 ms). Items written before hold typed values; they are read all the same.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.contract import Job
 from chalicelib.dynamo import from_item, to_item
+
+DOCUMENTS = ("predictions", "categories", "model", "timings_ms", "options")
 
 
 def utc_now() -> str:
@@ -60,14 +70,23 @@ class JobRecord(Job):
     def to_item(self) -> dict[str, Any]:
         """The DynamoDB item; absent and empty fields are left out, and ``open_owner`` is there
         while the job is unfinished (the unfinished jobs' index)."""
-        plain = self.model_dump(mode="json", exclude_none=True)
+        plain = {
+            k: v for k, v in self.model_dump(mode="json", exclude_none=True).items() if v != {}
+        }
         if not self.status.terminal:
             plain["open_owner"] = self.owner
-        return to_item({k: v for k, v in plain.items() if v != {}})
+        for name in DOCUMENTS:
+            if name in plain:
+                plain[name] = json.dumps(plain[name], separators=(",", ":"))
+        return to_item(plain)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> JobRecord:
-        """A record from a DynamoDB item."""
+        """A record from a DynamoDB item (documents as JSON strings, or, written before they
+        were, as typed lists and maps)."""
         plain = from_item(item)
         plain.pop("open_owner", None)
+        for name in DOCUMENTS:
+            if isinstance(plain.get(name), str):
+                plain[name] = json.loads(plain[name])
         return cls.model_validate(plain)

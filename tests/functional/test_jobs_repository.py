@@ -6,12 +6,14 @@ Every transition is one conditional write; a refused one hands back the record a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from chalicelib.contract import JobStatus, Model, Prediction
+from chalicelib.contract import Category, JobStatus, Model, Prediction
+from chalicelib.dynamo import serialize
 from chalicelib.job_store import JobRecord, JobRepository, new_job_id, utc_now
 from tests.functional.conftest import KEY_A, Api, Stack
 
@@ -226,6 +228,54 @@ def test_success_is_never_overwritten(stack: Stack) -> None:
     assert stored.attempts == 1
     assert stored.timings_ms == {"total": 1.5}
     assert stored.error is None
+
+
+def test_a_finished_jobs_documents_are_stored_as_one_string_each(stack: Stack) -> None:
+    # GIVEN a finished job with labels, categories, a model, timings and options
+    repo = repo_of(stack)
+    job = new_job(repo)
+    cats = [Category(name="cat", probability=0.95), Category(name="mammal", probability=0.97)]
+    done = repo.succeed(
+        started(repo, job.job_id),
+        predictions=PRED,
+        categories=cats,
+        model=MODEL,
+        timings_ms={"decode": 2.25, "total": 9.5},
+    )
+    assert done is not None
+
+    # WHEN its item is read as stored
+    item = stack.clients.dynamodb.get_item(
+        TableName=stack.settings.table, Key={"job_id": {"S": job.job_id}}
+    )["Item"]
+
+    # THEN each document is one string attribute, not a tree of typed values
+    for name in ("predictions", "categories", "model", "timings_ms", "options"):
+        assert set(item[name]) == {"S"}, name
+    assert json.loads(item["predictions"]["S"])[0]["label"] == "goldfish"
+    # ... and the record reads back whole
+    assert repo.get(job.job_id) == done
+
+
+def test_a_record_stored_with_typed_documents_reads_the_same(stack: Stack) -> None:
+    # GIVEN a finished job's item as records were written before: lists and maps
+    repo = repo_of(stack)
+    job = new_job(repo)
+    done = repo.succeed(
+        started(repo, job.job_id), predictions=PRED, model=MODEL, timings_ms={"total": 1.5}
+    )
+    assert done is not None
+    typed = {
+        "predictions": serialize([p.model_dump(mode="json") for p in PRED]),
+        "model": serialize(MODEL.model_dump(mode="json")),
+        "timings_ms": serialize({"total": 1.5}),
+        "options": serialize(done.options.model_dump(mode="json")),
+    }
+    item = {**done.to_item(), **typed}
+    stack.clients.dynamodb.put_item(TableName=stack.settings.table, Item=item)
+
+    # WHEN it is read, THEN it is the same record
+    assert repo.get(job.job_id) == done
 
 
 def test_a_result_written_after_a_cancel_is_refused(stack: Stack) -> None:
