@@ -1,9 +1,9 @@
 """Long polls: read something again and again until it is done or the time is up.
 
-The reads start 25 ms apart and grow by half each time up to one a second: a job that finishes
-in 30 ms is seen within a few milliseconds of it, and a 20-second wait costs about 27 reads, not
-the 800 a fixed 25 ms would. An answer comes at most one interval after it was ready (and
-never after the deadline).
+The reads start 25 ms apart (from the start of one to the start of the next) and grow by half
+each time up to one a second: a job that finishes in 30 ms is seen within a few milliseconds of
+it, and a 20-second wait costs about 27 reads, not the 800 a fixed 25 ms would. An answer comes
+at most one interval and one read after it was ready (and never after the deadline).
 
 While a job is young (``DENSE_WINDOW_S`` from its creation, when an idle classifier finishes
 it) the reads come every ``DENSE_INTERVAL_S`` first: growing intervals would by then have
@@ -63,13 +63,19 @@ def wait_until[T](
     a read that could only repeat it. ``dense_s``: how long to read every ``DENSE_INTERVAL_S``
     before the intervals grow."""
     pause = pause or Pause()
-    deadline = pause.clock() + seconds
+    last = pause.clock()  # when the value in hand was read
+    deadline = last + seconds
     value = first
     for interval in intervals(dense_s=dense_s):
-        left = deadline - pause.clock()
-        if done(value) or left <= 0:
+        now = pause.clock()
+        if done(value) or now >= deadline:
             return value
-        pause.sleep(min(interval, left))
+        # The interval runs from the start of one read to the start of the next: a read that
+        # takes 12 ms of a 20 ms interval leaves 8 to sleep, not another 20.
+        wake = min(last + interval, deadline)
+        if wake > now:
+            pause.sleep(wake - now)
+        last = pause.clock()
         value = read()
     raise AssertionError("unreachable")  # intervals() never ends
 

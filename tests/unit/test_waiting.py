@@ -131,6 +131,32 @@ def test_a_job_finishing_while_young_is_seen_within_20_ms() -> None:
     assert finish_time(0.0) > 0.15 + 0.02
 
 
+def test_the_interval_runs_from_the_start_of_one_read_to_the_start_of_the_next() -> None:
+    # GIVEN reads that take 12 ms each, on a young job
+    fake = FakeTime()
+    starts: list[float] = []
+
+    def read() -> str:
+        starts.append(fake.now)
+        fake.now += 0.012
+        return "PROCESSING"
+
+    # WHEN a wait of 100 ms reads every dense interval
+    value = wait_until(
+        read,
+        lambda v: v == "SUCCEEDED",
+        first="PENDING",
+        seconds=0.1,
+        pause=fake.pause(),
+        dense_s=DENSE_WINDOW_S,
+    )
+
+    # THEN the reads start 20 ms apart, the read's own time included, and none after the end
+    assert value == "PROCESSING"
+    assert starts == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1])
+    assert fake.sleeps == pytest.approx([0.02, 0.008, 0.008, 0.008, 0.008])
+
+
 def test_how_young_a_job_is_comes_from_its_creation_time() -> None:
     created = "2026-01-01T00:00:00.000Z"
     at = 1767225600.0  # that instant
