@@ -1,4 +1,4 @@
-"""Submitting: the door checks, the image stored, the job recorded PENDING, the job queued, or,
+"""Submitting: the door checks, the image stored and the job recorded PENDING, the job queued, or,
 when the same image was answered before with the same options, the job recorded SUCCEEDED with
 that answer and its event published.
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chalicelib import telemetry
@@ -19,7 +20,14 @@ from chalicelib.errors import Conflict, TransientError
 from chalicelib.image_store import ImageStore, image_key
 from chalicelib.images import inspect
 from chalicelib.job_events import EventPublisher
-from chalicelib.job_store import JobRecord, JobRepository, idempotent_job_id, new_job_id, utc_now
+from chalicelib.job_store import (
+    JobRecord,
+    JobRepository,
+    Transition,
+    idempotent_job_id,
+    new_job_id,
+    utc_now,
+)
 from chalicelib.pending_caps import PendingCaps
 from chalicelib.queues import JobQueue, enqueue
 from chalicelib.settings import Settings
@@ -75,6 +83,8 @@ class Submitter:
         self._cache = cache
         self._publisher = publisher
         self._resolve = resolve
+        # The image's PUT beside the record's write; one a request, a few when requests overlap.
+        self._writes = ThreadPoolExecutor(4, thread_name_prefix="submit")
 
     def submit(
         self,
@@ -152,10 +162,8 @@ class Submitter:
             job = self._cache.answer(job)
         if not capped and not job.status.terminal:  # a cached answer adds no unfinished work
             self.caps.check(owner, pixels=info.width * info.height)
-        # Image first, then record, then message: a message never points at nothing. A cached
-        # job keeps an image of its own: deleting either job leaves the other whole.
-        self._images.put(job.s3_key, data, info.content_type)
-        created = self._repo.create(job)
+        # A cached job keeps an image of its own: deleting either job leaves the other whole.
+        created = self._store(job, data, info.content_type, known=idempotency_key is not None)
         if created.job is None:
             assert created.current is not None
             return self._replay(created.current, job)
@@ -165,6 +173,34 @@ class Submitter:
             "job submitted", extra={"job_id": job_id, "tenant": owner, "cached": job.cached_from}
         )
         return job
+
+    def _store(self, job: JobRecord, data: bytes, content_type: str, *, known: bool) -> Transition:
+        """Store the image and record the job; the message is sent after both, so it never
+        points at nothing.
+
+        A new random id is known to nobody until this request answers, so its image and record
+        are written side by side (the record no longer waits for S3); should the image fail,
+        the record is removed again and the error raised, so the client's new attempt makes a
+        new job. An id another request can know (``known``: an ``Idempotency-Key``'s) may be
+        replayed the moment its record exists: its image is stored first.
+        """
+        if known:
+            self._images.put(job.s3_key, data, content_type)
+            return self._repo.create(job)
+        image = self._writes.submit(self._images.put, job.s3_key, data, content_type)
+        try:
+            created = self._repo.create(job)
+        finally:
+            failure = image.exception()  # the image's outcome, whatever the record's
+        if failure is not None and created.job is not None:
+            try:
+                self._repo.delete(job.job_id)
+            except TransientError:
+                log.exception(
+                    "a job whose image was not stored is left PENDING", extra={"job_id": job.job_id}
+                )
+            raise failure
+        return created
 
     def dispatch(self, job: JobRecord) -> None:
         """A PENDING job queued; a job answered from the cache announced (webhooks, result

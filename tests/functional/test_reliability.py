@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
 
 from chalicelib.classify import BatchClassifier, Images, Jobs
 from chalicelib.errors import TransientError
+from chalicelib.image_store import ImageStore
 from chalicelib.job_actions import JobActions
 from chalicelib.job_events import EventPublisher
+from chalicelib.job_store import JobRecord, JobRepository, Transition
 from chalicelib.queues import JobQueue
 from chalicelib.settings import Settings
 from chalicelib.submit import Submitter
@@ -207,6 +210,89 @@ def test_queue_outage_is_503_and_the_job_is_kept_failed_and_retryable(
     assert api.post(f"/jobs/{listed[0]['job_id']}/retry").status == 202
     api.classify_queued()
     assert api.job(listed[0]["job_id"])["predictions"][0]["class_id"] in CAT_CLASSES
+
+
+class WatchedWrites:
+    """The image store and the jobs repository of a submission, noting the order of their
+    writes; the image's ``put`` can wait a while for the record's write to begin, or fail."""
+
+    def __init__(self, stack: Stack, *, image_fails: bool = False) -> None:
+        a = stack.services.adapters
+        self.order: list[str] = []
+        self.record_begun = threading.Event()
+        self.image_saw_record_begun: bool | None = None
+        self._image_fails = image_fails
+        watched = self
+
+        class Images(ImageStore):
+            def put(self, key: str, data: bytes, content_type: str) -> None:
+                watched.order.append("image")
+                watched.image_saw_record_begun = watched.record_begun.wait(timeout=2)
+                if watched._image_fails:
+                    raise TransientError("S3 put failed: SlowDown")
+                super().put(key, data, content_type)
+
+        class Repo(JobRepository):
+            def create(self, job: JobRecord) -> Transition:
+                watched.order.append("record")
+                watched.record_begun.set()
+                return super().create(job)
+
+        self.images = Images(stack.clients.s3, stack.settings.bucket)
+        self.repo = Repo(stack.clients.dynamodb, stack.settings.table)
+        stack.install(
+            submit=Submitter(
+                settings=stack.settings,
+                repo=self.repo,
+                images=self.images,
+                queue=a.jobs_queue,
+                caps=stack.services.submit.caps,
+                cache=stack.services.cache,
+                publisher=a.publisher,
+                resolve=fake_resolve,
+            )
+        )
+
+
+def test_a_new_jobs_image_and_record_are_written_side_by_side(api: Api, stack: Stack) -> None:
+    # GIVEN an image store that waits (up to 2 s) for the record's write to begin
+    writes = WatchedWrites(stack)
+
+    # WHEN an image is submitted without an Idempotency-Key
+    job_id = api.submit(cat_jpeg())
+
+    # THEN the record's write began while the image was being stored, and the job is whole
+    assert writes.image_saw_record_begun is True
+    api.classify_queued()
+    assert api.job(job_id)["status"] == "SUCCEEDED"
+
+
+def test_an_image_that_cannot_be_stored_leaves_no_job_behind(api: Api, stack: Stack) -> None:
+    # GIVEN S3 refusing the image, while the record is written beside it
+    writes = WatchedWrites(stack, image_fails=True)
+
+    # WHEN an image is submitted
+    resp = api.post_image(cat_jpeg())
+
+    # THEN the client may try again, and nothing of the attempt is left: no record, no message
+    assert resp.status == 503
+    assert sorted(writes.order) == ["image", "record"]
+    assert api.get("/jobs").json["jobs"] == []
+    assert stack.receive_jobs_event()["Records"] == []
+
+
+def test_with_an_idempotency_key_the_image_is_stored_before_the_record(
+    api: Api, stack: Stack
+) -> None:
+    # GIVEN a submission whose job id another request can know (its Idempotency-Key's)
+    writes = WatchedWrites(stack)
+
+    # WHEN it is made
+    api.submit(cat_jpeg(), headers={"Idempotency-Key": "order-7"})
+
+    # THEN a replay finding the record finds its image too: the image was stored first
+    assert writes.order == ["image", "record"]
+    assert writes.image_saw_record_begun is False
 
 
 def test_idempotency_key_returns_the_same_job_once(api: Api, stack: Stack) -> None:
