@@ -19,6 +19,7 @@ from chalice.test import Client
 
 from chalicelib.aws import AwsClients
 from chalicelib.settings import Settings
+from chalicelib.submit import Submitter
 from chalicelib.webhook_http import DeliveryResult
 from chalicelib.wiring import Services, build_services, set_services
 from infra.bootstrap import Resources, bootstrap
@@ -78,6 +79,21 @@ class Stack:
         self.services = dataclasses.replace(self.services, **replaced)
         set_services(self.services)
         return self.services
+
+    def submitter(self, **replaced: Any) -> Submitter:
+        """The installed services' submitter, with some of its collaborators replaced."""
+        a = self.services.adapters
+        parts: dict[str, Any] = {
+            "settings": self.settings,
+            "repo": a.repo,
+            "images": a.images,
+            "queue": a.jobs_queue,
+            "caps": self.services.submit.caps,
+            "cache": self.services.cache,
+            "publisher": a.publisher,
+            "resolve": fake_resolve,
+        }
+        return Submitter(**{**parts, **replaced})
 
     def receive(self, queue_url: str, max_messages: int = 10) -> dict[str, Any]:
         """Messages waiting on a queue, as the Lambda SQS event (distinct message ids)."""

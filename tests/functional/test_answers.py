@@ -13,7 +13,6 @@ import pytest
 from chalicelib.errors import TransientError
 from chalicelib.job_events import EventPublisher
 from chalicelib.job_store import JobRecord
-from chalicelib.submit import Submitter
 from chalicelib.telemetry import REGISTRY
 from tests.builders import multipart
 from tests.functional.conftest import KEY_B, Api, Stack
@@ -203,18 +202,7 @@ def test_a_cached_jobs_event_goes_out_through_the_classifier_when_sns_refuses_it
     # GIVEN a classified photo, and SNS refusing the API's publishes
     first = classified(api, cat_jpeg())
     stack.published_events()
-    a = stack.services.adapters
-    stack.install(
-        submit=Submitter(
-            settings=stack.settings,
-            repo=a.repo,
-            images=a.images,
-            queue=a.jobs_queue,
-            caps=stack.services.submit.caps,
-            cache=stack.services.cache,
-            publisher=DownPublisher(),
-        )
-    )
+    stack.install(submit=stack.submitter(publisher=DownPublisher()))
 
     # WHEN the photo is sent again
     again = api.post_image(cat_jpeg())

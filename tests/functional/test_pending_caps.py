@@ -13,11 +13,10 @@ from PIL import Image
 from chalicelib.batches import Batches
 from chalicelib.job_store import OPEN_INDEX, OWNER_INDEX, JobRepository
 from chalicelib.pending_caps import PendingCaps, TooMuchPending
-from chalicelib.submit import Submitter
 from chalicelib.uploads import Uploads
 from infra.bootstrap import bootstrap
 from tests.builders import multipart
-from tests.functional.conftest import KEY_B, Api, Stack, fake_resolve
+from tests.functional.conftest import KEY_B, Api, Stack
 from tests.functional.test_jobs_repository import MODEL, PRED, new_job, repo_of, started
 from tests.functional.test_ways_in_and_out import classify_all
 from tests.photos import cat_jpeg
@@ -27,16 +26,7 @@ def capped(stack: Stack, **limits: Any) -> None:
     """Install the use cases that make jobs with the given caps."""
     a = stack.services.adapters
     caps = PendingCaps(settings=stack.settings.model_copy(update=limits), repo=a.repo)
-    submit = Submitter(
-        settings=stack.settings,
-        repo=a.repo,
-        images=a.images,
-        queue=a.jobs_queue,
-        caps=caps,
-        cache=stack.services.cache,
-        publisher=a.publisher,
-        resolve=fake_resolve,
-    )
+    submit = stack.submitter(caps=caps)
     stack.install(
         submit=submit,
         batches=Batches(submitter=submit, repo=a.repo, store=a.batches),

@@ -16,10 +16,9 @@ from chalicelib.job_events import EventPublisher
 from chalicelib.job_store import JobRecord, JobRepository, Transition
 from chalicelib.queues import JobQueue
 from chalicelib.settings import Settings
-from chalicelib.submit import Submitter
 from chalicelib.wiring import classifier_loader
 from infra.faults import SimulatedCrash, with_faults
-from tests.functional.conftest import KEY_B, Api, Stack, fake_resolve
+from tests.functional.conftest import KEY_B, Api, Stack
 from tests.photos import CAT_CLASSES, COFFEE, cat_jpeg
 
 
@@ -178,16 +177,7 @@ def test_queue_outage_is_503_and_the_job_is_kept_failed_and_retryable(
     a = stack.services.adapters
     down = DownQueue(a.jobs_queue)
     stack.install(
-        submit=Submitter(
-            settings=stack.settings,
-            repo=a.repo,
-            images=a.images,
-            queue=down,
-            caps=stack.services.submit.caps,
-            cache=stack.services.cache,
-            publisher=a.publisher,
-            resolve=fake_resolve,
-        ),
+        submit=stack.submitter(queue=down),
         jobs=JobActions(
             settings=stack.settings,
             repo=a.repo,
@@ -217,7 +207,6 @@ class WatchedWrites:
     writes; the image's ``put`` can wait a while for the record's write to begin, or fail."""
 
     def __init__(self, stack: Stack, *, image_fails: bool = False) -> None:
-        a = stack.services.adapters
         self.order: list[str] = []
         self.record_begun = threading.Event()
         self.image_saw_record_begun: bool | None = None
@@ -240,18 +229,7 @@ class WatchedWrites:
 
         self.images = Images(stack.clients.s3, stack.settings.bucket)
         self.repo = Repo(stack.clients.dynamodb, stack.settings.table)
-        stack.install(
-            submit=Submitter(
-                settings=stack.settings,
-                repo=self.repo,
-                images=self.images,
-                queue=a.jobs_queue,
-                caps=stack.services.submit.caps,
-                cache=stack.services.cache,
-                publisher=a.publisher,
-                resolve=fake_resolve,
-            )
-        )
+        stack.install(submit=stack.submitter(repo=self.repo, images=self.images))
 
 
 def test_a_new_jobs_image_and_record_are_written_side_by_side(api: Api, stack: Stack) -> None:
